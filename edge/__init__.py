@@ -1,0 +1,1 @@
+"""batchwire edge agent: acquisition, batch context, durable outbox, MQTT publishing."""

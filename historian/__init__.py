@@ -1,0 +1,1 @@
+"""batchwire historian: ingest, storage, queries, HTTP API."""
