@@ -1,6 +1,6 @@
 -- batchwire core schema, shared by the plain-PostgreSQL and TimescaleDB backends.
--- Backend-specific storage for batchwire.samples (partitions or hypertable) is set up by
--- the backend module after this migration; table and column names are identical on both.
+-- Backend-specific storage for batchwire.samples (range partitions or a hypertable) and the
+-- rollups follow in 0002_samples.<backend>.sql; names and columns are identical on both.
 
 CREATE SCHEMA IF NOT EXISTS batchwire;
 
@@ -48,17 +48,9 @@ CREATE TABLE batchwire.contexts (
     UNIQUE NULLS NOT DISTINCT (site, unit, batch, phase, recipe)
 );
 
--- Raw samples: the record. Never updated or deleted by the application (retention aside).
--- quality holds the OPC UA StatusCode (uint32) bit pattern in a signed int4:
--- read it back with (quality::bigint & 4294967295).
-CREATE TABLE batchwire.samples (
-    tag_id      integer NOT NULL,
-    ts          timestamptz NOT NULL,
-    value       double precision,
-    value_text  text,
-    quality     integer NOT NULL DEFAULT 0,
-    context_id  integer
-) PARTITION BY RANGE (ts);
+-- Raw samples (batchwire.samples) and the rollups samples_1m / samples_1h are created by the
+-- backend-specific migration 0002_samples.{plain,timescaledb}.sql: a hypertable cannot be
+-- made from a partitioned table, so the two shapes differ from the first statement on.
 
 -- One row per applied data message: the idempotency key and the completeness record.
 CREATE TABLE batchwire.ingest_log (
@@ -74,6 +66,11 @@ CREATE TABLE batchwire.ingest_log (
     last_ts     timestamptz,
     historical  boolean NOT NULL DEFAULT false,
     worker      text,
+    -- samples whose source timestamp was further from the receive time than the configured
+    -- clock-skew limit: stored as sent, counted here so they are visible, never rejected
+    skewed      integer NOT NULL DEFAULT 0,
+    -- samples of tags no birth declared: not applied, the payload is in quarantine
+    undeclared  integer NOT NULL DEFAULT 0,
     PRIMARY KEY (edge, session, seq)
 );
 
@@ -87,7 +84,8 @@ CREATE TABLE batchwire.quarantine (
     edge        text,
     session     text,
     seq         bigint,
-    payload     bytea NOT NULL
+    payload     bytea NOT NULL,
+    worker      text
 );
 CREATE INDEX quarantine_received_idx ON batchwire.quarantine (received);
 
