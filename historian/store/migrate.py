@@ -69,9 +69,10 @@ def plan(backend: Backend, directory: Path = MIGRATIONS_DIR) -> list[Migration]:
     return out
 
 
-def migrate(dsn: str) -> list[str]:
+def migrate(dsn: str, *, backend: Backend | None = None) -> list[str]:
     """Bring the database at ``dsn`` to the newest schema; return the names applied now
-    (empty when it was already current). Raises :class:`MigrationError` naming the
+    (empty when it was already current). The backend is detected; ``backend`` forces one
+    for a new database (tests of the plain shape on a TimescaleDB server). Raises :class:`MigrationError` naming the
     migration that failed, :class:`StoreUnavailable` when the database cannot be reached."""
     try:
         conn = psycopg.connect(dsn, autocommit=True)
@@ -80,13 +81,13 @@ def migrate(dsn: str) -> list[str]:
     with conn:
         conn.execute("SELECT pg_advisory_lock(%s)", (LOCK_KEY,))
         try:
-            return _migrate_locked(conn)
+            return _migrate_locked(conn, backend)
         finally:
             conn.execute("SELECT pg_advisory_unlock(%s)", (LOCK_KEY,))
 
 
-def _migrate_locked(conn: psycopg.Connection) -> list[str]:
-    backend = installed_backend(conn) or detect_backend(conn)
+def _migrate_locked(conn: psycopg.Connection, forced: Backend | None) -> list[str]:
+    backend = installed_backend(conn) or forced or detect_backend(conn)
     conn.execute("CREATE SCHEMA IF NOT EXISTS batchwire")
     conn.execute(
         """CREATE TABLE IF NOT EXISTS batchwire.schema_migrations (

@@ -1,0 +1,96 @@
+"""Rollup maintenance for the plain-PostgreSQL backend.
+
+``samples_1m`` rows are recomputed from raw samples for every (tag, minute) a batch
+touched, inside the writer's transaction; ``samples_1h`` rows from the minute rows of every
+touched hour. Recomputing (instead of merging partial aggregates) keeps late and
+out-of-order data exact, including the trapezoid integral, at the cost of re-reading the
+touched minutes (index range scans on (tag_id, ts)). On TimescaleDB the continuous
+aggregates compute the same columns (see 0002_samples.timescaledb.sql).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import psycopg
+
+from .rows import HOUR_US, from_us
+
+_FINITE = "value IS NOT NULL AND value NOT IN ('NaN', 'Infinity', '-Infinity')"
+
+ROLLUP_1M_SQL = f"""
+INSERT INTO batchwire.samples_1m AS r
+    (tag_id, bucket, min, max, first, last, count, sum, first_ts, last_ts, integral)
+SELECT tag_id, bucket, min(value), max(value), min(fv), min(lv), count(*), sum(value),
+       min(ts), max(ts), coalesce(sum(date_part('epoch', ts - pts) * (value + pv) / 2), 0)
+FROM (
+    SELECT t.tag_id, t.bucket, s.ts, s.value,
+           lag(s.ts) OVER w AS pts, lag(s.value) OVER w AS pv,
+           first_value(s.value) OVER w AS fv,
+           last_value(s.value) OVER (w ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING) AS lv
+    FROM unnest(%s::int4[], %s::timestamptz[]) AS t(tag_id, bucket)
+    JOIN batchwire.samples s
+      ON s.tag_id = t.tag_id AND s.ts >= t.bucket AND s.ts < t.bucket + INTERVAL '1 minute'
+    WHERE s.{_FINITE.replace('value NOT', 's.value NOT')}
+    WINDOW w AS (PARTITION BY t.tag_id, t.bucket ORDER BY s.ts)
+) x
+GROUP BY tag_id, bucket
+ORDER BY tag_id, bucket
+ON CONFLICT (tag_id, bucket) DO UPDATE SET
+    min = excluded.min, max = excluded.max, first = excluded.first, last = excluded.last,
+    count = excluded.count, sum = excluded.sum, first_ts = excluded.first_ts,
+    last_ts = excluded.last_ts, integral = excluded.integral
+"""
+
+# An hour's integral is the sum of its minutes' integrals plus the trapezoids bridging
+# consecutive non-empty minutes (last sample of one to first sample of the next).
+ROLLUP_1H_SQL = """
+INSERT INTO batchwire.samples_1h AS r
+    (tag_id, bucket, min, max, first, last, count, sum, first_ts, last_ts, integral)
+SELECT tag_id, hb, min(min), max(max), min(ff), min(ll), sum(count)::bigint, sum(sum),
+       min(first_ts), max(last_ts), sum(integral) + coalesce(sum(bridge), 0)
+FROM (
+    SELECT m.tag_id, h.bucket AS hb, m.min, m.max, m.count, m.sum, m.first_ts, m.last_ts, m.integral,
+           first_value(m.first) OVER w AS ff,
+           last_value(m.last) OVER (w ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING) AS ll,
+           date_part('epoch', m.first_ts - lag(m.last_ts) OVER w) * (m.first + lag(m.last) OVER w) / 2 AS bridge
+    FROM unnest(%s::int4[], %s::timestamptz[]) AS h(tag_id, bucket)
+    JOIN batchwire.samples_1m m
+      ON m.tag_id = h.tag_id AND m.bucket >= h.bucket AND m.bucket < h.bucket + INTERVAL '1 hour'
+    WINDOW w AS (PARTITION BY m.tag_id, h.bucket ORDER BY m.bucket)
+) x
+GROUP BY tag_id, hb
+ORDER BY tag_id, hb
+ON CONFLICT (tag_id, bucket) DO UPDATE SET
+    min = excluded.min, max = excluded.max, first = excluded.first, last = excluded.last,
+    count = excluded.count, sum = excluded.sum, first_ts = excluded.first_ts,
+    last_ts = excluded.last_ts, integral = excluded.integral
+"""
+
+
+def _columns(keys) -> tuple[list[int], list[datetime]]:
+    keys = sorted(keys)  # a fixed order: two writers lock rollup rows without deadlocking
+    return [k[0] for k in keys], [from_us(k[1]) for k in keys]
+
+
+def refresh(cur: psycopg.Cursor, minute_keys: set[tuple[int, int]]) -> None:
+    """Recompute the rollup rows for the given (tag_id, minute-start µs) keys and their hours."""
+    if not minute_keys:
+        return
+    cur.execute(ROLLUP_1M_SQL, _columns(minute_keys))
+    hours = {(tag, m - m % HOUR_US) for tag, m in minute_keys}
+    cur.execute(ROLLUP_1H_SQL, _columns(hours))
+
+
+def refresh_all(conn: psycopg.Connection) -> None:
+    """Rebuild every rollup row from raw samples (repair / after a bulk load)."""
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT DISTINCT tag_id, (date_part('epoch', date_trunc('minute', ts, 'UTC') "
+            "- TIMESTAMPTZ '1970-01-01 00:00:00+00') * 1000000)::int8 FROM batchwire.samples "
+            f"WHERE {_FINITE}"
+        )
+        keys = set(cur.fetchall())
+        refresh(cur, keys)
+
+

@@ -1,0 +1,185 @@
+"""Pure conversion of decoded data messages into ``batchwire.samples`` rows and the
+bookkeeping that travels with them (ingest-log figures, batch/phase bounds, touched rollup
+buckets). No I/O: the writer feeds the rows to COPY.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+
+from edge.contract import BatchContext, DataMessage
+
+EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+MINUTE_US = 60_000_000
+HOUR_US = 3_600_000_000
+_UINT32 = 1 << 32
+_INT32_MAX = 0x7FFFFFFF
+# datetime covers years 1..9999; PostgreSQL more, but a sample outside this is nonsense
+MIN_TS_US = -62_135_596_800_000_000
+MAX_TS_US = 253_402_300_799_999_999
+
+Row = tuple  # (tag_id, ts: datetime, value: float|None, value_text: str|None, quality: int, context_id: int|None)
+
+
+class RowError(ValueError):
+    """A message whose samples cannot be stored (``reason`` names the quarantine reason)."""
+
+    def __init__(self, reason: str, message: str):
+        super().__init__(message)
+        self.reason = reason
+
+
+def quality_to_int4(code: int) -> int:
+    """uint32 StatusCode bit pattern -> signed int4 holding the same bits."""
+    return code - _UINT32 if code > _INT32_MAX else code
+
+
+def split_value(v) -> tuple[float | None, str | None]:
+    """(value, value_text) for a sample value: numbers and booleans to float8, strings to
+    text, None to both NULL. NaN and ±Inf stay as they are."""
+    t = type(v)
+    if t is float:
+        return v, None
+    if t is bool:
+        return (1.0 if v else 0.0), None
+    if t is int:
+        return float(v), None
+    if t is str:
+        return None, v
+    return None, None
+
+
+@dataclass
+class MessageRows:
+    """What one data message contributes to a batch."""
+
+    rows: list[Row]
+    first_ts: int | None  # µs
+    last_ts: int | None
+    skewed: int
+    undeclared: dict[str, int]  # tag name -> samples not applied
+    # context key (as in the message) -> (min ts, max ts) µs of the samples carrying it
+    context_bounds: dict[str, list[int]] = field(default_factory=dict)
+    buckets: set[tuple[int, int]] = field(default_factory=set)  # (tag_id, minute µs)
+
+
+def message_rows(
+    msg: DataMessage,
+    tag_ids: dict[str, int],
+    context_ids: dict[str, int],
+    received_us: int,
+    skew_limit_us: int,
+    *,
+    with_buckets: bool,
+) -> MessageRows:
+    """Rows for the declared samples of ``msg``. ``context_ids`` maps the message's context
+    keys to ``batchwire.contexts`` ids. Raises :class:`RowError` when the message cannot be
+    stored at all (timestamps outside years 1..9999, NUL characters in text)."""
+    rows: list[Row] = []
+    append = rows.append
+    undeclared: dict[str, int] = {}
+    bounds: dict[str, list[int]] = {}
+    buckets: set[tuple[int, int]] = set()
+    add_bucket = buckets.add
+    lo_skew = received_us - skew_limit_us
+    hi_skew = received_us + skew_limit_us
+    first = last = None
+    skewed = 0
+    epoch = EPOCH
+    td = timedelta
+    get_tag = tag_ids.get
+    for s in msg.samples:
+        tid = get_tag(s.tag)
+        if tid is None:
+            undeclared[s.tag] = undeclared.get(s.tag, 0) + 1
+            continue
+        ts = s.ts
+        if first is None:
+            first = last = ts
+        elif ts < first:
+            first = ts
+        elif ts > last:
+            last = ts
+        if ts < lo_skew or ts > hi_skew:
+            skewed += 1
+        v = s.value
+        t = type(v)
+        if t is float:
+            fv, tv = v, None
+        elif t is int:
+            fv, tv = float(v), None
+        elif t is bool:
+            fv, tv = (1.0 if v else 0.0), None
+        elif t is str:
+            if "\x00" in v:
+                raise RowError("invalid-value", f"sample of {s.tag!r} at {ts}: text contains NUL")
+            fv, tv = None, v
+        else:
+            fv = tv = None
+        q = s.quality
+        if q > _INT32_MAX:
+            q -= _UINT32
+        ctx = s.ctx
+        if ctx is not None:
+            b = bounds.get(ctx)
+            if b is None:
+                bounds[ctx] = [ts, ts]
+            elif ts < b[0]:
+                b[0] = ts
+            elif ts > b[1]:
+                b[1] = ts
+            cid = context_ids[ctx]
+        else:
+            cid = None
+        if with_buckets and fv is not None:
+            add_bucket((tid, ts - ts % MINUTE_US))
+        append((tid, epoch + td(microseconds=ts), fv, tv, q, cid))
+    if first is not None and (first < MIN_TS_US or last > MAX_TS_US):
+        raise RowError("invalid-timestamp", f"sample timestamps {first}..{last} µs are outside years 1..9999")
+    return MessageRows(rows, first, last, skewed, undeclared, bounds, buckets)
+
+
+def merge_bounds(
+    into: dict[tuple, list], key: tuple, lo: int, hi: int, recipe: str | None = None
+) -> None:
+    """Widen the [lo, hi] span recorded for ``key`` (batch or phase identity)."""
+    b = into.get(key)
+    if b is None:
+        into[key] = [lo, hi, recipe]
+    else:
+        if lo < b[0]:
+            b[0] = lo
+        if hi > b[1]:
+            b[1] = hi
+        if recipe is not None:
+            b[2] = recipe
+
+
+def batch_and_phase_bounds(
+    contexts: dict[str, BatchContext], bounds: dict[str, list[int]],
+    batches: dict[tuple, list], phases: dict[tuple, list],
+) -> None:
+    """Fold a message's per-context sample spans into batch and phase spans."""
+    for key, (lo, hi) in bounds.items():
+        c = contexts[key]
+        if c.batch is None:
+            continue
+        merge_bounds(batches, (c.site, c.unit, c.batch), lo, hi, c.recipe)
+        if c.phase is not None:
+            merge_bounds(phases, (c.site, c.unit, c.batch, c.phase), lo, hi)
+
+
+def from_us(us: int) -> datetime:
+    return EPOCH + timedelta(microseconds=us)
+
+
+def ack_ranges(seqs) -> tuple[tuple[int, int], ...]:
+    """Sorted, merged inclusive ranges covering the given sequence numbers."""
+    out: list[list[int]] = []
+    for s in sorted(set(seqs)):
+        if out and s == out[-1][1] + 1:
+            out[-1][1] = s
+        else:
+            out.append([s, s])
+    return tuple((a, b) for a, b in out)

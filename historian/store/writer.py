@@ -1,0 +1,417 @@
+"""The samples writer: one database transaction per batch of messages.
+
+Per batch, in one transaction: births upsert tags (and add a tag_history row when the
+metadata changed); data messages are claimed in ``ingest_log`` with
+``INSERT … ON CONFLICT DO NOTHING RETURNING`` and only the newly claimed ones get their
+samples binary-COPYed (a message already committed, or being committed by another worker
+which then wins, is skipped: that worker's insert blocks on the primary key until the
+other commits, then does nothing); contexts are resolved to ids; batches/phases widen
+their spans; on plain PostgreSQL the rollups of the touched buckets are recomputed; events,
+edge states and quarantine rows are inserted. Either all of that commits or none of it.
+
+A batch that fails for a reason other than an unavailable database (a value PostgreSQL
+refuses) is retried message by message; messages that still fail are quarantined with the
+error, so one bad message never blocks the stream.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+import psycopg
+from psycopg_pool import ConnectionPool, PoolTimeout
+
+from edge.contract import BatchContext, BirthMessage, DataMessage, EventMessage, StateMessage
+
+from . import rollups
+from .backend import Backend
+from .errors import StoreError, StoreUnavailable
+from .rows import RowError, batch_and_phase_bounds, from_us, message_rows
+
+log = logging.getLogger(__name__)
+
+COPY_SQL = (
+    "COPY batchwire.samples (tag_id, ts, value, value_text, quality, context_id) "
+    "FROM STDIN (FORMAT BINARY)"
+)
+COPY_TYPES = ["int4", "timestamptz", "float8", "text", "int4", "int4"]
+DEFAULT_SKEW_LIMIT_US = 3_600_000_000  # 1 h
+
+
+@dataclass(slots=True)
+class DataIn:
+    """A decoded data message and how it arrived."""
+
+    msg: DataMessage
+    received: int  # µs since epoch
+    topic: str = ""
+    payload: bytes = b""
+
+
+@dataclass(slots=True)
+class Quarantined:
+    """A payload that cannot be applied, kept raw with the reason."""
+
+    topic: str
+    reason: str
+    detail: str
+    payload: bytes
+    received: int
+    edge: str | None = None
+    session: str | None = None
+    seq: int | None = None
+
+
+@dataclass
+class WriteBatch:
+    births: list[BirthMessage] = field(default_factory=list)
+    data: list[DataIn] = field(default_factory=list)
+    events: list[EventMessage] = field(default_factory=list)
+    states: list[StateMessage] = field(default_factory=list)
+    quarantine: list[Quarantined] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return (len(self.births) + len(self.data) + len(self.events) + len(self.states)
+                + len(self.quarantine))
+
+
+@dataclass
+class WriteResult:
+    applied: list[DataIn] = field(default_factory=list)  # newly committed messages
+    duplicates: list[DataIn] = field(default_factory=list)  # committed before (re-delivery)
+    samples: int = 0
+    quarantined: int = 0
+    skewed: int = 0
+    committed_at: datetime | None = None
+
+    def merge(self, other: "WriteResult") -> None:
+        self.applied += other.applied
+        self.duplicates += other.duplicates
+        self.samples += other.samples
+        self.quarantined += other.quarantined
+        self.skewed += other.skewed
+        self.committed_at = other.committed_at or self.committed_at
+
+
+_TRANSIENT = (psycopg.OperationalError, psycopg.errors.DeadlockDetected,
+              psycopg.errors.SerializationFailure, PoolTimeout)
+
+
+def open_pool(dsn: str, *, max_size: int = 4, name: str = "batchwire-writer") -> ConnectionPool:
+    """A pool whose connections are checked before they are handed out, so one broken by a
+    server restart is replaced instead of failing the next batch."""
+    return ConnectionPool(
+        dsn, min_size=1, max_size=max_size, name=name, open=False,
+        check=ConnectionPool.check_connection, kwargs={"autocommit": False},
+        reconnect_timeout=0,
+    )
+
+
+class Writer:
+    """Writes :class:`WriteBatch` es. Thread-compatible: use one writer per thread."""
+
+    def __init__(self, pool: ConnectionPool, backend: Backend, *, worker: str | None = None,
+                 skew_limit_us: int = DEFAULT_SKEW_LIMIT_US, timeout: float = 10.0):
+        self.pool = pool
+        self.backend = backend
+        self.worker = worker
+        self.skew_limit_us = skew_limit_us
+        self.timeout = timeout
+        self._tags: dict[str, int] = {}
+        self._contexts: dict[BatchContext, int] = {}
+
+    # ------------------------------------------------------------------ public
+
+    def write(self, batch: WriteBatch) -> WriteResult:
+        """Apply ``batch`` atomically. Raises :class:`StoreUnavailable` when the database
+        cannot be reached or a transient conflict aborted the transaction (retry the same
+        batch later); never raises for bad content."""
+        try:
+            return self._write_once(batch)
+        except StoreUnavailable:
+            raise
+        except (psycopg.Error, RowError) as err:
+            if len(batch) == 1:
+                return self._quarantine_failed(batch, err)
+            log.warning("batch of %d failed (%s); applying its messages one by one", len(batch), err)
+            total = WriteResult()
+            for single in _singles(batch):
+                try:
+                    total.merge(self._write_once(single))
+                except StoreUnavailable:
+                    raise
+                except (psycopg.Error, RowError) as one_err:
+                    total.merge(self._quarantine_failed(single, one_err))
+            return total
+
+    # ------------------------------------------------------------------ internals
+
+    def _write_once(self, batch: WriteBatch) -> WriteResult:
+        try:
+            with self.pool.connection(timeout=self.timeout) as conn:
+                new_tags: dict[str, int] = {}
+                new_contexts: dict[BatchContext, int] = {}
+                with conn.transaction(), conn.cursor() as cur:
+                    result = self._apply(cur, batch, new_tags, new_contexts)
+                    result.committed_at = cur.execute("SELECT now()").fetchone()[0]
+                # ids become cacheable only once they are committed
+                self._tags.update(new_tags)
+                self._contexts.update(new_contexts)
+                return result
+        except _TRANSIENT as err:
+            raise StoreUnavailable(f"database unavailable: {err}") from err
+
+    def _apply(self, cur: psycopg.Cursor, batch: WriteBatch,
+               new_tags: dict[str, int], new_contexts: dict[BatchContext, int]) -> WriteResult:
+        result = WriteResult()
+        for birth in batch.births:
+            self._apply_birth(cur, birth)
+        quarantine = list(batch.quarantine)
+        if batch.data:
+            tag_ids = self._tag_ids(cur, batch.data, new_tags)
+            ctx_ids = self._context_ids(cur, batch.data, new_contexts)
+            planned = []
+            for item in batch.data:
+                m = item.msg
+                keymap = {k: ctx_ids[c] for k, c in m.contexts.items()}
+                try:
+                    mr = message_rows(m, tag_ids, keymap, item.received, self.skew_limit_us,
+                                      with_buckets=self.backend is Backend.PLAIN)
+                except (RowError, OverflowError) as err:
+                    if isinstance(err, RowError):
+                        reason = err.reason
+                    else:
+                        reason = "invalid-timestamp"
+                    quarantine.append(Quarantined(item.topic, reason, str(err), item.payload,
+                                                  item.received, m.edge, m.session, m.seq))
+                    continue
+                planned.append((item, mr))
+            new_keys = self._claim(cur, planned)
+            rows_written = 0
+            batches: dict[tuple, list] = {}
+            phases: dict[tuple, list] = {}
+            buckets: set[tuple[int, int]] = set()
+            with cur.copy(COPY_SQL) as copy:
+                copy.set_types(COPY_TYPES)
+                write_row = copy.write_row
+                for item, mr in planned:
+                    m = item.msg
+                    if (m.edge, m.session, m.seq) not in new_keys:
+                        result.duplicates.append(item)
+                        continue
+                    for row in mr.rows:
+                        write_row(row)
+                    rows_written += len(mr.rows)
+                    result.applied.append(item)
+                    result.skewed += mr.skewed
+                    batch_and_phase_bounds(m.contexts, mr.context_bounds, batches, phases)
+                    buckets |= mr.buckets
+                    if mr.undeclared:
+                        names = ", ".join(f"{t} ({n})" for t, n in sorted(mr.undeclared.items()))
+                        quarantine.append(Quarantined(
+                            item.topic, "undeclared-tag",
+                            f"samples of tags no birth declared were not applied: {names}",
+                            item.payload, item.received, m.edge, m.session, m.seq))
+            result.samples = rows_written
+            self._upsert_spans(cur, batches, phases)
+            if self.backend is Backend.PLAIN:
+                rollups.refresh(cur, buckets)
+        for ev in batch.events:
+            cur.execute(
+                "INSERT INTO batchwire.events (edge, site, source_id, type, ts, start_ts, end_ts, tags, detail) "
+                "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (edge, source_id) DO NOTHING",
+                (ev.edge, ev.site, ev.id, ev.type, from_us(ev.ts),
+                 None if ev.start is None else from_us(ev.start),
+                 None if ev.end is None else from_us(ev.end), list(ev.tags),
+                 psycopg.types.json.Jsonb(ev.detail)),
+            )
+        for st in batch.states:
+            # the newest report wins even when state messages arrive out of order
+            cur.execute(
+                "INSERT INTO batchwire.edges AS e (edge, site, session, state, changed_at) "
+                "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (edge) DO UPDATE SET "
+                "site = excluded.site, session = excluded.session, state = excluded.state, "
+                "changed_at = excluded.changed_at WHERE e.changed_at <= excluded.changed_at",
+                (st.edge, st.site, st.session, st.state, from_us(st.sent)),
+            )
+        if quarantine:
+            cur.executemany(
+                "INSERT INTO batchwire.quarantine (received, topic, reason, detail, edge, session, seq, payload, worker) "
+                "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                [(from_us(q.received), q.topic, q.reason, q.detail, q.edge, q.session, q.seq,
+                  q.payload, self.worker) for q in quarantine],
+            )
+        result.quarantined = len(quarantine)
+        return result
+
+    def _apply_birth(self, cur: psycopg.Cursor, birth: BirthMessage) -> None:
+        tags = {t.name: t for t in birth.tags}  # a name twice: the last declaration wins
+        names = sorted(tags)
+        cols = [[getattr(tags[n], f) for n in names]
+                for f in ("name", "datatype", "unit", "description", "source", "low", "high")]
+        cur.execute(
+            """
+            WITH incoming AS (
+                SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::text[],
+                                     %s::float8[], %s::float8[])
+                       AS t(name, datatype, unit, description, source, low, high)),
+            changed AS (
+                INSERT INTO batchwire.tags AS g (name, datatype, unit, description, source, low, high, site, edge)
+                SELECT name, datatype, unit, description, source, low, high, %s, %s FROM incoming
+                ORDER BY name
+                ON CONFLICT (name) DO UPDATE SET
+                    datatype = excluded.datatype, unit = excluded.unit,
+                    description = excluded.description, source = excluded.source,
+                    low = excluded.low, high = excluded.high, site = excluded.site,
+                    edge = excluded.edge, updated_at = now()
+                WHERE (g.datatype, g.unit, g.description, g.source, g.low, g.high, g.site, g.edge)
+                      IS DISTINCT FROM
+                      (excluded.datatype, excluded.unit, excluded.description, excluded.source,
+                       excluded.low, excluded.high, excluded.site, excluded.edge)
+                RETURNING g.*)
+            INSERT INTO batchwire.tag_history
+                (tag_id, valid_from, datatype, unit, description, source, low, high, site, edge, session)
+            SELECT tag_id, clock_timestamp(), datatype, unit, description, source, low, high, site, edge, %s
+            FROM changed
+            """,
+            (*cols, birth.site, birth.edge, birth.session),
+        )
+        cur.execute(
+            "INSERT INTO batchwire.edges AS e (edge, site, session, state, changed_at, last_birth) "
+            "VALUES (%s, %s, %s, 'online', %s, now()) ON CONFLICT (edge) DO UPDATE SET "
+            "last_birth = now(), site = excluded.site",
+            (birth.edge, birth.site, birth.session, from_us(birth.sent)),
+        )
+
+    def _tag_ids(self, cur: psycopg.Cursor, data: list[DataIn], new_tags: dict[str, int]) -> dict[str, int]:
+        known = self._tags
+        missing = {s.tag for item in data for s in item.msg.samples if s.tag not in known} \
+            if len(known) else {s.tag for item in data for s in item.msg.samples}
+        if not missing:
+            return known
+        cur.execute("SELECT name, tag_id FROM batchwire.tags WHERE name = ANY(%s)", (list(missing),))
+        found = dict(cur.fetchall())
+        new_tags.update(found)
+        return {**known, **found}
+
+    def _context_ids(self, cur: psycopg.Cursor, data: list[DataIn],
+                     new_contexts: dict[BatchContext, int]) -> dict[BatchContext, int]:
+        known = self._contexts
+        wanted = {c for item in data for c in item.msg.contexts.values()}
+        missing = sorted((c for c in wanted if c not in known),
+                         key=lambda c: (c.site, c.unit, c.batch or "", c.phase or "", c.recipe or ""))
+        if not missing:
+            return known
+        cols = [[getattr(c, f) for c in missing] for f in ("site", "unit", "batch", "phase", "recipe")]
+        cur.execute(
+            "INSERT INTO batchwire.contexts (site, unit, batch, phase, recipe) "
+            "SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::text[]) "
+            "ON CONFLICT DO NOTHING", cols)
+        cur.execute(
+            "SELECT c.context_id, c.site, c.unit, c.batch, c.phase, c.recipe FROM batchwire.contexts c "
+            "JOIN unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::text[]) AS u(site, unit, batch, phase, recipe) "
+            "ON (c.site, c.unit, c.batch, c.phase, c.recipe) IS NOT DISTINCT FROM (u.site, u.unit, u.batch, u.phase, u.recipe)",
+            cols)
+        for cid, site, unit, b, p, r in cur.fetchall():
+            new_contexts[BatchContext(site, unit, b, p, r)] = cid
+        return {**known, **new_contexts}
+
+    def _claim(self, cur: psycopg.Cursor, planned) -> set[tuple[str, str, int]]:
+        """Insert the ingest_log rows; return the keys that are new (ours to apply)."""
+        if not planned:
+            return set()
+        # a fixed key order so two workers claiming overlapping sets cannot deadlock
+        planned = sorted(planned, key=lambda p: (p[0].msg.edge, p[0].msg.session, p[0].msg.seq))
+        cols: list[list] = [[] for _ in range(13)]
+        for item, mr in planned:
+            m = item.msg
+            for col, val in zip(cols, (
+                m.edge, m.session, m.seq, m.site, from_us(m.sent), from_us(item.received),
+                len(mr.rows), None if mr.first_ts is None else from_us(mr.first_ts),
+                None if mr.last_ts is None else from_us(mr.last_ts), m.historical, self.worker,
+                mr.skewed, sum(mr.undeclared.values()),
+            )):
+                col.append(val)
+        cur.execute(
+            "INSERT INTO batchwire.ingest_log (edge, session, seq, site, sent, received, samples, "
+            "first_ts, last_ts, historical, worker, skewed, undeclared) "
+            "SELECT * FROM unnest(%s::text[], %s::text[], %s::int8[], %s::text[], %s::timestamptz[], "
+            "%s::timestamptz[], %s::int4[], %s::timestamptz[], %s::timestamptz[], %s::bool[], "
+            "%s::text[], %s::int4[], %s::int4[]) ON CONFLICT DO NOTHING RETURNING edge, session, seq",
+            cols,
+        )
+        return {tuple(r) for r in cur.fetchall()}
+
+    def _upsert_spans(self, cur: psycopg.Cursor, batches: dict, phases: dict) -> None:
+        if batches:
+            keys = sorted(batches)
+            cur.execute(
+                "INSERT INTO batchwire.batches AS b (site, unit, batch, recipe, start_ts, end_ts) "
+                "SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::timestamptz[], %s::timestamptz[]) "
+                "ON CONFLICT (site, unit, batch) DO UPDATE SET "
+                "start_ts = least(b.start_ts, excluded.start_ts), end_ts = greatest(b.end_ts, excluded.end_ts), "
+                "recipe = coalesce(excluded.recipe, b.recipe)",
+                ([k[0] for k in keys], [k[1] for k in keys], [k[2] for k in keys],
+                 [batches[k][2] for k in keys], [from_us(batches[k][0]) for k in keys],
+                 [from_us(batches[k][1]) for k in keys]),
+            )
+        if phases:
+            keys = sorted(phases)
+            cur.execute(
+                "INSERT INTO batchwire.phases AS p (site, unit, batch, phase, start_ts, end_ts) "
+                "SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::timestamptz[], %s::timestamptz[]) "
+                "ON CONFLICT (site, unit, batch, phase) DO UPDATE SET "
+                "start_ts = least(p.start_ts, excluded.start_ts), end_ts = greatest(p.end_ts, excluded.end_ts)",
+                ([k[0] for k in keys], [k[1] for k in keys], [k[2] for k in keys], [k[3] for k in keys],
+                 [from_us(phases[k][0]) for k in keys], [from_us(phases[k][1]) for k in keys]),
+            )
+
+    def _quarantine_failed(self, single: WriteBatch, err: Exception) -> WriteResult:
+        """Store what could not be applied in quarantine, with the error as the detail."""
+        reason = getattr(err, "reason", "store-error")
+        q: list[Quarantined] = []
+        for d in single.data:
+            q.append(Quarantined(d.topic, reason, str(err), d.payload, d.received,
+                                 d.msg.edge, d.msg.session, d.msg.seq))
+        for b in single.births:
+            q.append(Quarantined("", reason, f"birth of {b.edge}: {err}", b"", _now_us(), b.edge, b.session))
+        for e in single.events:
+            q.append(Quarantined("", reason, f"event {e.id} of {e.edge}: {err}", b"", _now_us(), e.edge))
+        for s in single.states:
+            q.append(Quarantined("", reason, f"state of {s.edge}: {err}", b"", _now_us(), s.edge, s.session))
+        q += single.quarantine
+        for x in q:  # text columns refuse NUL; hostile ids may carry it
+            x.detail, x.reason = _clean(x.detail), _clean(x.reason)
+            x.edge, x.session = _clean(x.edge), _clean(x.session)
+        try:
+            result = self._write_once(WriteBatch(quarantine=q))
+        except (psycopg.Error, RowError) as again:
+            raise StoreError(f"cannot even quarantine a failed message: {again}") from again
+        log.error("quarantined %d message(s) the store refused: %s", len(q), err)
+        return result
+
+
+def _singles(batch: WriteBatch):
+    """Each message of ``batch`` as its own batch; births stay in front of the data so a
+    message declared and used in the same batch still finds its tags."""
+    for b in batch.births:
+        yield WriteBatch(births=[b])
+    for d in batch.data:
+        yield WriteBatch(data=[d])
+    for e in batch.events:
+        yield WriteBatch(events=[e])
+    for s in batch.states:
+        yield WriteBatch(states=[s])
+    for q in batch.quarantine:
+        yield WriteBatch(quarantine=[q])
+
+
+def _clean(s: str | None) -> str | None:
+    return None if s is None else s.replace("\x00", "\\0")
+
+
+def _now_us() -> int:
+    d = datetime.now(timezone.utc) - datetime(1970, 1, 1, tzinfo=timezone.utc)
+    return (d.days * 86_400 + d.seconds) * 1_000_000 + d.microseconds
