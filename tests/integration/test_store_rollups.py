@@ -10,7 +10,7 @@ import psycopg
 
 from edge.contract import to_micros
 from historian.store.writer import WriteBatch
-from tests.integration.store_helpers import birth, data, db, sample, writer  # noqa: F401
+from tests.integration.test_store_fixtures import birth, data, db, sample, writer  # noqa: F401
 
 T0 = to_micros(datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0)) - 3 * 3_600_000_000
 

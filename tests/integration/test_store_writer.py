@@ -11,7 +11,7 @@ import pytest
 
 from edge.contract import BatchContext, now_micros, to_micros
 from historian.store.writer import WriteBatch, Writer, open_pool
-from tests.integration.store_helpers import (  # noqa: F401 - fixtures
+from tests.integration.test_store_fixtures import (  # noqa: F401 - fixtures
     CTX, backend_of, birth, data, db, sample, writer,
 )
 

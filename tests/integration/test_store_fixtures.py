@@ -1,4 +1,4 @@
-"""Helpers shared by the storage tests (plain data builders, a migrated database)."""
+"""Fixtures and builders shared by the storage and ingest tests (no tests of its own)."""
 
 from __future__ import annotations
 
