@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from edge.contract import quality as q
 
+GOOD = q.GOOD
+
 #: Modbus exception codes (application protocol v1.1b3, 7) -> quality.
 MODBUS_EXCEPTIONS: dict[int, int] = {
     1: q.BAD,  # illegal function: the device does not support this table

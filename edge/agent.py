@@ -1,0 +1,507 @@
+"""The edge agent: sources -> batch context -> batcher -> durable outbox -> MQTT.
+
+Glue only; the decisions live in the pure modules it wires together:
+:mod:`edge.context` (which context applies), :mod:`edge.batcher` (what goes in a message),
+:mod:`edge.outbox` (what is durable, what a bound drops), :mod:`edge.delivery` (what to send
+next, what is still owed) and :mod:`edge.publisher` (one MQTT connection).
+
+Tasks:
+
+* one per source, feeding readings and context changes into this object (the sink);
+* ``capture``: seals due batches and commits them to the outbox, one transaction per round
+  (a group commit: everything sealed while the previous commit ran goes into the next);
+* ``deliver``: the reconnect loop; per connection it publishes the retained ``online``
+  state, the retained birth, pending events, then data within the in-flight window, and
+  re-queues what the historian has not acknowledged within ``ack_timeout``;
+* ``acks``: applies historian acknowledgements to the outbox;
+* ``bounds``: applies the outbox age bound even when nothing new arrives.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections.abc import Iterable
+from typing import Any, Protocol
+
+from edge.batcher import Batcher, SealedBatch
+from edge.config import EdgeConfig
+from edge.context import ContextTracker
+from edge.contract.codec import DecodeError, decode, encode
+from edge.contract.messages import AckMessage, BirthMessage, StateMessage, TagInfo, now_micros
+from edge.contract.topics import topic
+from edge.delivery import Delivery, as_historical
+from edge.errors import EdgeError, PublishError
+from edge.outbox import AppendResult, Outbox
+from edge.publisher import MqttLink
+from edge.reading import ContextChange, Reading, Sink
+
+log = logging.getLogger(__name__)
+
+#: Backlog payloads read from the outbox per query while replaying.
+PREFETCH = 64
+
+
+class Source(Protocol):
+    name: str
+    connected: bool
+
+    def tags(self) -> list[TagInfo]: ...
+
+    def units(self) -> list[str]: ...
+
+    async def run(self, sink: Sink, stop: asyncio.Event) -> None: ...
+
+
+def build_sources(config: EdgeConfig) -> list[Source]:
+    """The sources a configuration describes (imported lazily: a gateway with only Modbus
+    devices does not load asyncua)."""
+    sources: list[Source] = []
+    if config.opcua:
+        from edge.sources.opcua import OpcUaSource
+
+        sources += [OpcUaSource(s) for s in config.opcua]
+    if config.modbus:
+        from edge.sources.modbus import ModbusSource
+
+        sources += [ModbusSource(s) for s in config.modbus]
+    return sources
+
+
+class EdgeAgent:
+    """``async with EdgeAgent(config) as agent:`` runs the agent until the block ends;
+    leaving it stops acquisition, commits what is buffered and publishes what it can
+    within ``stop_grace`` seconds. ``await agent.wait()`` runs until :meth:`request_stop`.
+
+    ``sources`` replaces the configured ones (for tests and embedding).
+    """
+
+    def __init__(self, config: EdgeConfig, *, sources: list[Source] | None = None,
+                 stop_grace: float = 5.0):
+        self.config = config
+        self.edge = config.edge.id
+        self.site = config.edge.site
+        self.prefix = config.mqtt.topic_prefix
+        self.stop_grace = stop_grace
+        self.sources: list[Source] = sources if sources is not None else build_sources(config)
+        self.tracker = ContextTracker(self.site)
+        self.batcher = Batcher(config.mqtt.max_samples_per_message, config.mqtt.max_batch_delay)
+        self.delivery = Delivery(config.mqtt.ack_timeout)
+        self.outbox: Outbox | None = None
+        self.session: str | None = None
+
+        self._tags: dict[str, TagInfo] = {}
+        for src in self.sources:
+            for t in src.tags():
+                self._tags[t.name] = t
+            for unit in src.units():
+                self.tracker.declare(unit)
+        self._birth_version = 0
+
+        self._wake_capture = asyncio.Event()
+        self._wake_deliver = asyncio.Event()
+        self._source_stop = asyncio.Event()
+        self._stop_requested = asyncio.Event()
+        self._draining = False
+        self._acks: asyncio.Queue[AckMessage] = asyncio.Queue()
+        self._events: dict[str, bytes] = {}  # event id -> payload, until the broker has it
+        self._cache: dict[int, bytes] = {}  # prefetched backlog payloads
+        self._tasks: list[asyncio.Task] = []
+        self._source_tasks: list[asyncio.Task] = []
+        self._link: MqttLink | None = None
+        self._started = False
+
+        self.captured = 0
+        self.published = 0
+        self.acknowledged = 0
+        self.dropped_this_run = 0
+        self.connections = 0
+        self.last_error: str | None = None
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def __aenter__(self) -> EdgeAgent:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        await self.stop()
+
+    async def start(self) -> None:
+        cfg = self.config
+        self.outbox = await asyncio.to_thread(
+            Outbox.open, cfg.edge.outbox_dir, edge=self.edge, site=self.site,
+            max_bytes=cfg.outbox.max_bytes, max_age=cfg.outbox.max_age)
+        self.session = self.outbox.session
+        pending = await asyncio.to_thread(self.outbox.pending_seqs)
+        self.delivery.restore(pending)
+        for event_id, payload in await asyncio.to_thread(self.outbox.pending_events):
+            self._events[event_id] = payload
+        log.info("edge %s: outbox %s, session %s (%s), %d messages to deliver",
+                 self.edge, self.outbox.path, self.session, "new" if self.outbox.fresh else "continued",
+                 len(pending))
+        self._started = True
+        self._tasks = [
+            asyncio.create_task(self._capture(), name="edge-capture"),
+            asyncio.create_task(self._deliver(), name="edge-deliver"),
+            asyncio.create_task(self._apply_acks(), name="edge-acks"),
+            asyncio.create_task(self._bounds(), name="edge-bounds"),
+        ]
+        self._source_tasks = [
+            asyncio.create_task(self._run_source(s), name=f"edge-source-{s.name}") for s in self.sources
+        ]
+
+    async def stop(self) -> None:
+        """Stop acquisition, commit everything buffered, publish what the broker takes
+        within ``stop_grace`` seconds, announce ``offline`` and close."""
+        if not self._started:
+            return
+        self._started = False
+        self._source_stop.set()
+        await _finish(self._source_tasks, timeout=5)
+        # seal and commit the rest: after this every acquired sample is durable
+        self._draining = True
+        self._wake_capture.set()
+        capture = self._tasks[0]
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(asyncio.shield(capture), 30)
+        deadline = time.monotonic() + self.stop_grace
+        while (self._link is not None and self._link.connected and self.delivery.has_work()
+               and time.monotonic() < deadline):
+            self._wake_deliver.set()
+            await asyncio.sleep(0.05)
+        self._stop_requested.set()
+        self._wake_deliver.set()
+        await _finish(self._tasks, timeout=10)
+        if self.outbox is not None:
+            await asyncio.to_thread(self.outbox.close)
+
+    def request_stop(self) -> None:
+        self._stop_requested.set()
+
+    async def wait(self) -> None:
+        """Run until :meth:`request_stop` (or a task fails)."""
+        stop = asyncio.ensure_future(self._stop_requested.wait())
+        try:
+            await asyncio.wait([stop, *self._tasks], return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stop.cancel()
+        for t in self._tasks:
+            if t.done() and not t.cancelled() and t.exception() is not None:
+                raise t.exception()
+
+    def stats(self) -> dict[str, Any]:
+        """Counters of this run. Units: ``captured``, ``dropped`` in samples; ``published``
+        (broker accepted), ``acknowledged`` (historian committed), ``backlog``
+        (unacknowledged in the outbox) in data messages."""
+        box = self.outbox
+        return {
+            "captured": self.captured,
+            "published": self.published,
+            "acknowledged": self.acknowledged,
+            "dropped": box.dropped_samples if box else 0,
+            "dropped_messages": box.dropped_messages if box else 0,
+            "backlog": box.count if box else 0,
+            "backlog_bytes": box.bytes if box else 0,
+            "buffered": len(self.batcher),
+            "in_flight": self.delivery.in_flight,
+            "resent": self.delivery.resent,
+            "connected": bool(self._link is not None and self._link.connected),
+            "connections": self.connections,
+            "session": self.session,
+            "next_seq": box.next_seq if box else None,
+            "sources": {s.name: bool(getattr(s, "connected", False)) for s in self.sources},
+            "last_error": self.last_error,
+        }
+
+    # ------------------------------------------------------------------ sink (sources call these)
+
+    def reading(self, r: Reading) -> None:
+        if self.batcher.add(r, time.monotonic()) or len(self.batcher) == 1:
+            self._wake_capture.set()
+
+    def context(self, c: ContextChange) -> None:
+        self.tracker.apply(c)
+
+    def metadata(self, tags: list[TagInfo]) -> None:
+        changed = False
+        for t in tags:
+            if self._tags.get(t.name) != t:
+                self._tags[t.name] = t
+                changed = True
+        if changed:
+            self._birth_version += 1
+            self._wake_deliver.set()
+
+    def tag_infos(self) -> list[TagInfo]:
+        return list(self._tags.values())
+
+    # ------------------------------------------------------------------ tasks
+
+    async def _run_source(self, source: Source) -> None:
+        while not self._source_stop.is_set():
+            try:
+                await source.run(self, self._source_stop)
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # noqa: BLE001 - a source bug must not stop the agent
+                log.exception("source %s failed; restarting in 5 s", source.name)
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(self._source_stop.wait(), 5)
+
+    async def _capture(self) -> None:
+        """Seal due batches and commit them; exits after the final flush when draining."""
+        assert self.outbox is not None
+        while True:
+            deadline = self.batcher.deadline()
+            if deadline is None and not self._draining:
+                await self._wake_capture.wait()
+            elif not self._draining:
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(self._wake_capture.wait(), max(deadline - time.monotonic(), 0))
+            self._wake_capture.clear()
+            batches: list[SealedBatch] = []
+            now = time.monotonic()
+            while self.batcher.due(now) or (self._draining and len(self.batcher)):
+                b = self.batcher.seal(self.tracker.at)
+                if b is None:
+                    break
+                batches.append(b)
+            if batches:
+                await self._commit(batches)
+            if self._draining and not len(self.batcher):
+                return
+
+    async def _commit(self, batches: list[SealedBatch]) -> None:
+        assert self.outbox is not None
+        while True:
+            try:
+                result = await asyncio.to_thread(self.outbox.append, batches)
+                break
+            except EdgeError as err:
+                # keep the samples in memory and retry: a full disk or a locked file may clear
+                self.last_error = str(err)
+                log.error("edge %s: %s; retrying in 1 s", self.edge, err)
+                await asyncio.sleep(1)
+        self.captured += result.samples
+        for seq, payload in result.committed:
+            self.delivery.committed(seq, payload)
+        self._apply_drops(result)
+        self._wake_deliver.set()
+
+    def _apply_drops(self, result: AppendResult) -> None:
+        if result.dropped_seqs:
+            self.delivery.dropped(result.dropped_seqs)
+            for s in result.dropped_seqs:
+                self._cache.pop(s, None)
+            log.warning("edge %s: outbox bound reached, dropped %d messages (%d samples)",
+                        self.edge, len(result.dropped_seqs), result.dropped_samples)
+        for event_id, payload in result.events:
+            self._events[event_id] = payload
+
+    async def _bounds(self) -> None:
+        assert self.outbox is not None
+        period = min(max(self.config.outbox.max_age / 20, 0.5), 60.0)
+        while not self._stop_requested.is_set():
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._stop_requested.wait(), period)
+            if self._stop_requested.is_set():
+                return
+            try:
+                result = await asyncio.to_thread(self.outbox.enforce_bounds)
+            except EdgeError as err:
+                self.last_error = str(err)
+                log.error("edge %s: %s", self.edge, err)
+                continue
+            if result.dropped_seqs or result.events:
+                self._apply_drops(result)
+                self._wake_deliver.set()
+
+    async def _apply_acks(self) -> None:
+        assert self.outbox is not None
+        while True:
+            ack = await self._acks.get()
+            ranges = list(ack.ranges)
+            while not self._acks.empty():  # merge a burst into one transaction
+                more = self._acks.get_nowait()
+                if more.session == ack.session:
+                    ranges += more.ranges
+                else:
+                    self._acks.put_nowait(more)
+                    break
+            self.delivery.acknowledged(ranges)
+            try:
+                deleted = await asyncio.to_thread(self.outbox.acknowledge, ack.session, ranges)
+            except EdgeError as err:
+                self.last_error = str(err)
+                log.error("edge %s: %s", self.edge, err)
+                continue
+            self.acknowledged += len(deleted)
+            for s in deleted:
+                self._cache.pop(s, None)
+
+    def _on_message(self, topic_name: str, payload: bytes) -> None:
+        try:
+            msg = decode(payload)
+        except DecodeError as err:
+            log.warning("edge %s: ignoring undecodable message on %s: %s", self.edge, topic_name, err)
+            return
+        if not isinstance(msg, AckMessage) or msg.edge != self.edge:
+            return
+        if msg.session != self.session:
+            log.info("edge %s: acknowledgement for session %s ignored (ours is %s)",
+                     self.edge, msg.session, self.session)
+            return
+        self._acks.put_nowait(msg)
+
+    # ------------------------------------------------------------------ delivery
+
+    def _topic(self, kind: str) -> str:
+        return topic(kind, self.site, self.edge, self.prefix)
+
+    def _state(self, state: str) -> bytes:
+        return encode(StateMessage(self.edge, self.site, self.session or "-", state, now_micros()))
+
+    async def _deliver(self) -> None:
+        """The reconnect loop: one MqttLink per connection."""
+        m = self.config.mqtt
+        delay = 1.0
+        while not self._stop_requested.is_set():
+            link = MqttLink(
+                host=m.host, port=m.port, client_id=self.config.client_id, username=m.username,
+                password=m.password, tls=m.tls, keepalive=m.keepalive, timeout=m.connect_timeout,
+                inflight=m.inflight_messages, will=(self._topic("state"), self._state("offline")),
+                subscriptions=(self._topic("ack"),), on_message=self._on_message)
+            try:
+                async with link:
+                    self._link = link
+                    self.connections += 1
+                    delay = 1.0
+                    log.info("edge %s: connected to mqtt://%s:%s", self.edge, m.host, m.port)
+                    await self._connected_session(link)
+            except EdgeError as err:
+                self.last_error = str(err)
+                log.warning("edge %s: %s", self.edge, err)
+            except Exception as err:  # noqa: BLE001 - keep delivering; the outbox holds the data
+                self.last_error = repr(err)
+                log.exception("edge %s: delivery failed", self.edge)
+            finally:
+                self._link = None
+                self.delivery.on_disconnect()
+            if self._stop_requested.is_set():
+                return
+            # jitter: many gateways reconnecting to a restarted broker should not stampede
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._stop_requested.wait(), delay * random.uniform(0.8, 1.2))
+            delay = min(delay * 2, m.reconnect_delay_max)
+
+    async def _connected_session(self, link: MqttLink) -> None:
+        m = self.config.mqtt
+        await link.publish_wait(self._topic("state"), self._state("online"), retain=True)
+        birth_sent = -1
+        self.delivery.on_connect()
+        window: set[asyncio.Future] = set()
+        while True:
+            if birth_sent != self._birth_version:
+                # birth before any data of this connection, and again when metadata changed
+                birth_sent = self._birth_version
+                birth = BirthMessage(self.edge, self.site, self.session or "-", now_micros(),
+                                     tuple(self._tags.values()))
+                await link.publish_wait(self._topic("birth"), encode(birth), retain=True)
+            for event_id, payload in list(self._events.items()):
+                await link.publish_wait(self._topic("event"), payload)
+                self._events.pop(event_id, None)
+                assert self.outbox is not None
+                await asyncio.to_thread(self.outbox.event_published, event_id)
+            self.delivery.expire(time.monotonic())
+            while len(window) < m.inflight_messages and self.delivery.has_work():
+                item = self.delivery.next()
+                if item is None:
+                    break
+                payload = item.payload
+                if payload is None:
+                    payload = await self._backlog_payload(item.seq)
+                    if payload is None:
+                        continue  # acknowledged or dropped meanwhile
+                    payload = as_historical(payload)
+                self.delivery.mark_sent(item.seq, time.monotonic())
+                try:
+                    fut = link.publish(self._topic("data"), payload)
+                except PublishError:
+                    self.delivery.publish_failed(item.seq)
+                    raise
+                fut.add_done_callback(lambda f, seq=item.seq: self._published(seq, f))
+                window.add(fut)
+                fut.add_done_callback(window.discard)
+            if self._stop_requested.is_set():
+                # graceful: announce offline ourselves (the will is only for abrupt loss)
+                with contextlib.suppress(EdgeError, asyncio.TimeoutError):
+                    await asyncio.wait_for(asyncio.gather(*window, return_exceptions=True), 2)
+                    await link.publish_wait(self._topic("state"), self._state("offline"), retain=True,
+                                            timeout=2)
+                return
+            # sleep until: more work, the window frees, an ack deadline, or the link drops
+            self._wake_deliver.clear()
+            waiters = [asyncio.ensure_future(self._wake_deliver.wait())]
+            if window and len(window) >= m.inflight_messages:
+                waiters += [asyncio.ensure_future(asyncio.wait(window, return_when=asyncio.FIRST_COMPLETED))]
+            expiry = self.delivery.next_expiry()
+            timeout = None if expiry is None else max(expiry - time.monotonic(), 0) + 0.01
+            waiters.append(link.closed)
+            try:
+                if self.delivery.has_work() and len(window) < m.inflight_messages:
+                    timeout = 0
+                await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for w in waiters[:-1]:
+                    w.cancel()
+            if link.closed.done():
+                raise PublishError("connection lost")
+
+    def _published(self, seq: int, fut: asyncio.Future) -> None:
+        if fut.cancelled() or fut.exception() is not None:
+            self.delivery.publish_failed(seq)
+        else:
+            self.delivery.puback(seq)
+            self.published += 1
+        self._wake_deliver.set()
+
+    async def _backlog_payload(self, seq: int) -> bytes | None:
+        payload = self._cache.pop(seq, None)
+        if payload is None:
+            assert self.outbox is not None
+            wanted = [seq, *self.delivery.peek_backlog(PREFETCH)]
+            loaded = await asyncio.to_thread(self.outbox.load, wanted)
+            payload = loaded.pop(seq, None)
+            self._cache.update(loaded)
+        return payload
+
+
+async def _finish(tasks: Iterable[asyncio.Task], *, timeout: float) -> None:
+    tasks = [t for t in tasks if not t.done()]
+    if tasks:
+        done, pending = await asyncio.wait(tasks, timeout=timeout)
+        for t in pending:
+            t.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+
+
+async def run_agent(config: EdgeConfig, *, stop: asyncio.Event | None = None) -> None:
+    """Run an edge agent until ``stop`` is set (forever when None), then stop gracefully."""
+    async with EdgeAgent(config) as agent:
+        if stop is None:
+            await agent.wait()
+        else:
+            stopper = asyncio.ensure_future(stop.wait())
+            runner = asyncio.ensure_future(agent.wait())
+            try:
+                await asyncio.wait([stopper, runner], return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                stopper.cancel()
+                if runner.done() and not runner.cancelled() and runner.exception():
+                    raise runner.exception()
+                runner.cancel()

@@ -1,0 +1,255 @@
+"""OPC UA source: one asyncua client subscription per configured server.
+
+Each connection is one ``async with Client(...)``; reconnecting is a loop around it with
+exponential backoff. Tag nodes and context nodes (batch, phase, recipe) are monitored in one
+subscription with a queue size > 1, so values changing faster than the publishing interval
+are all delivered (asyncua's default queue of 1 keeps only the latest).
+
+A sample's time is the value's SourceTimestamp (when the device measured it); failing that
+the ServerTimestamp, failing that the local clock. Its quality is the StatusCode as sent.
+When the connection is lost every tag gets one sample without a value and quality
+``BadNotConnected``, so the outage is in the record, not only in a log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import datetime
+from typing import Any
+
+from asyncua import Client, ua
+
+from edge.config import OpcUaSource as OpcUaSettings
+from edge.contract.messages import TagInfo, now_micros, to_micros
+from edge.errors import SourceError
+from edge.reading import ContextChange, Reading, Sink
+from edge.sources import quality
+
+log = logging.getLogger(__name__)
+
+_INT_TYPES = {ua.VariantType.SByte, ua.VariantType.Byte, ua.VariantType.Int16, ua.VariantType.UInt16,
+              ua.VariantType.Int32, ua.VariantType.UInt32, ua.VariantType.Int64, ua.VariantType.UInt64}
+_FLOAT_TYPES = {ua.VariantType.Float, ua.VariantType.Double}
+_TEXT_TYPES = {ua.VariantType.String, ua.VariantType.LocalizedText, ua.VariantType.QualifiedName,
+               ua.VariantType.DateTime, ua.VariantType.Guid, ua.VariantType.NodeId}
+
+
+def datatype_of(vt: ua.VariantType) -> str:
+    """The contract data type for an OPC UA variant type."""
+    if vt == ua.VariantType.Boolean:
+        return "bool"
+    if vt in _INT_TYPES:
+        return "int"
+    if vt in _TEXT_TYPES:
+        return "string"
+    return "float"
+
+
+def plain_value(v: Any) -> Any:
+    """A sample value the contract can carry (number, string, bool or None)."""
+    if v is None or isinstance(v, (bool, int, float, str)):
+        return v
+    if isinstance(v, ua.LocalizedText):
+        return v.Text
+    if isinstance(v, datetime):
+        return v.isoformat()
+    return str(v)
+
+
+def timestamp_of(dv: ua.DataValue) -> int:
+    for ts in (dv.SourceTimestamp, dv.ServerTimestamp):
+        if ts is not None:
+            return to_micros(ts)
+    return now_micros()
+
+
+def _split_nsu(node: str) -> tuple[str | None, str]:
+    if node.startswith("nsu="):
+        uri, _, ident = node[4:].partition(";")
+        return uri, ident
+    return None, node
+
+
+class OpcUaSource:
+    """Acquires the configured tags and context of one OPC UA server."""
+
+    kind = "opcua"
+
+    def __init__(self, settings: OpcUaSettings):
+        self.settings = settings
+        self.name = settings.name
+        self.connected = False
+        self.connections = 0
+        self._unit = settings.context.unit if settings.context else None
+
+    # ------------------------------------------------------------------ declarations
+
+    def _source_address(self, node: str) -> str:
+        uri, ident = _split_nsu(node)
+        if node.startswith(("ns=", "nsu=")):
+            return f"opcua:{node}"
+        return f"opcua:nsu={self.settings.namespace_uri};{ident}"
+
+    def tags(self) -> list[TagInfo]:
+        """What the configuration says about the tags (the server may fill in the rest)."""
+        return [
+            TagInfo(name=t.name, datatype=t.datatype or "float", unit=t.unit, description=t.description,
+                    source=self._source_address(t.node), low=t.low, high=t.high)
+            for t in self.settings.tags
+        ]
+
+    def units(self) -> list[str]:
+        return [self._unit] if self._unit else []
+
+    # ------------------------------------------------------------------ running
+
+    async def run(self, sink: Sink, stop: asyncio.Event) -> None:
+        """Acquire until ``stop`` is set, reconnecting with backoff."""
+        delay = 1.0
+        down_reported = False
+        while not stop.is_set():
+            try:
+                await self._session(sink, stop)
+                delay = 1.0
+            except asyncio.CancelledError:
+                raise
+            except Exception as err:  # noqa: BLE001 - any failure: report, back off, retry
+                log.warning("OPC UA source %s: %s", self.name, err)
+            was_connected, self.connected = self.connected, False
+            if stop.is_set():
+                break
+            if was_connected or not down_reported:
+                self._report_down(sink)
+                down_reported = True
+            if was_connected:
+                delay = 1.0
+            try:
+                await asyncio.wait_for(stop.wait(), delay)
+            except asyncio.TimeoutError:
+                pass
+            delay = min(delay * 2, self.settings.reconnect_delay_max)
+
+    def _report_down(self, sink: Sink) -> None:
+        ts = now_micros()
+        q = quality.not_connected()
+        for t in self.settings.tags:
+            sink.reading(Reading(t.name, ts, None, q, self._unit))
+
+    async def _resolve(self, client: Client, node: str) -> ua.NodeId:
+        uri, ident = _split_nsu(node)
+        if node.startswith("ns="):
+            return ua.NodeId.from_string(node)
+        uri = uri or self.settings.namespace_uri
+        try:
+            idx = await client.get_namespace_index(uri)
+        except ValueError as err:
+            raise SourceError(f"namespace {uri!r} is not on {self.settings.endpoint}") from err
+        return ua.NodeId.from_string(f"ns={idx};{ident}")
+
+    async def _session(self, sink: Sink, stop: asyncio.Event) -> None:
+        s = self.settings
+        lost = asyncio.Event()
+
+        async def on_lost(exc: Exception) -> None:
+            log.warning("OPC UA source %s: connection lost: %s", self.name, exc)
+            lost.set()
+
+        client = Client(s.endpoint, timeout=s.timeout)
+        client.connection_lost_callback = on_lost
+        try:
+            async with client:
+                tag_nodes = {}
+                for t in s.tags:
+                    tag_nodes[await self._resolve(client, t.node)] = t.name
+                ctx_nodes = {}
+                if s.context:
+                    for field in ("batch", "phase", "recipe"):
+                        node = getattr(s.context, field)
+                        if node:
+                            ctx_nodes[await self._resolve(client, node)] = field
+                self.connected = True
+                self.connections += 1
+                log.info("OPC UA source %s connected to %s", self.name, s.endpoint)
+                await self._read_metadata(client, tag_nodes, sink)
+                handler = _Handler(self, sink, tag_nodes, ctx_nodes)
+                sub = await client.create_subscription(s.publishing_interval * 1000, handler)
+                nodes = [client.get_node(n) for n in dict.fromkeys([*tag_nodes, *ctx_nodes])]
+                results = await sub.subscribe_data_change(nodes, queuesize=s.queue_size)
+                for node, res in zip(nodes, results):
+                    if not isinstance(res, int):
+                        log.warning("OPC UA source %s: cannot monitor %s: %s", self.name, node, res)
+                waiters = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(lost.wait())]
+                try:
+                    await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    for w in waiters:
+                        w.cancel()
+                if lost.is_set():
+                    raise SourceError("connection lost")
+        except (OSError, asyncio.TimeoutError, ua.UaError) as err:
+            raise SourceError(f"{s.endpoint}: {err!r}") from err
+
+    async def _read_metadata(self, client: Client, tag_nodes: dict, sink: Sink) -> None:
+        """Fill in what the configuration left open from the server's own description:
+        EngineeringUnits, EURange, Description, DataType."""
+        configured = {t.name: t for t in self.settings.tags}
+        infos = []
+        for node_id, name in tag_nodes.items():
+            t = configured[name]
+            node = client.get_node(node_id)
+            unit, low, high, desc, dtype = t.unit, t.low, t.high, t.description, t.datatype
+            try:
+                if dtype is None:
+                    dtype = datatype_of(await node.read_data_type_as_variant_type())
+                if desc is None:
+                    text = (await node.read_description()).Text
+                    desc = text or None
+                if unit is None or low is None or high is None:
+                    for prop in await node.get_properties():
+                        bname = (await prop.read_browse_name()).Name
+                        if bname == "EngineeringUnits" and unit is None:
+                            eu = await prop.read_value()
+                            unit = (eu.DisplayName.Text if eu and eu.DisplayName else None) or None
+                        elif bname == "EURange" and (low is None or high is None):
+                            rng = await prop.read_value()
+                            if rng is not None:
+                                low = rng.Low if low is None else low
+                                high = rng.High if high is None else high
+            except (ua.UaError, asyncio.TimeoutError, AttributeError) as err:
+                log.warning("OPC UA source %s: metadata of %s incomplete: %s", self.name, name, err)
+            infos.append(TagInfo(name=name, datatype=dtype or "float", unit=unit, description=desc,
+                                 source=self._source_address(t.node), low=low, high=high))
+        sink.metadata(infos)
+
+
+class _Handler:
+    """asyncua subscription handler: turns notifications into readings and context changes.
+    asyncua logs and swallows handler exceptions; still, nothing here should raise."""
+
+    def __init__(self, source: OpcUaSource, sink: Sink, tag_nodes: dict, ctx_nodes: dict):
+        self._source = source
+        self._sink = sink
+        self._tags = tag_nodes
+        self._ctx = ctx_nodes
+        self._unit = source._unit
+
+    def datachange_notification(self, node, val, data) -> None:
+        try:
+            dv: ua.DataValue = data.monitored_item.Value
+            ts = timestamp_of(dv)
+            code = quality.opcua_status(dv.StatusCode.value if dv.StatusCode is not None else 0)
+            nid = node.nodeid
+            name = self._tags.get(nid)
+            if name is not None:
+                self._sink.reading(Reading(name, ts, plain_value(val), code, self._unit))
+            field = self._ctx.get(nid)
+            if field is not None and self._unit:
+                text = plain_value(val)
+                text = None if text in (None, "") else str(text)
+                self._sink.context(ContextChange(self._unit, field, text, ts))
+        except Exception:  # noqa: BLE001 - one bad notification must not stop the others
+            log.exception("OPC UA source %s: notification", self._source.name)
+
+    def status_change_notification(self, status) -> None:
+        log.info("OPC UA source %s: subscription status %s", self._source.name, status)
