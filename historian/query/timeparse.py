@@ -4,7 +4,8 @@ Accepted input forms (case-insensitive for the relative ones):
 
 * ISO 8601 with ``Z`` or an offset: ``2026-11-26T22:45:40.123456Z``,
   ``2026-11-26T23:45:40+01:00``. More than six fractional digits are truncated to
-  microseconds. A date alone (``2026-11-26``) means midnight UTC.
+  microseconds. A date alone (``2026-11-26``) means midnight UTC. A positive offset whose
+  ``+`` arrived as a space (unencoded in a query string) is read as ``+``.
 * ``now`` or ``*``: the time the request is handled.
 * relative to now: ``*-1h``, ``now-15m``, ``*+30s``; units ``ms``, ``s``, ``m``, ``h``,
   ``d``, ``w``; several terms may follow each other: ``*-1d-6h``.
@@ -37,6 +38,8 @@ _RELATIVE = re.compile(r"^(?:now|\*)((?:\s*[+-]\s*\d+(?:\.\d+)?\s*(?:ms|s|m|h|d|
 _TERM = re.compile(r"([+-])\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)", re.I)
 _DATE_ONLY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _FRACTION = re.compile(r"(\.\d{6})\d+")
+# An unencoded '+' in a query string arrives as a space: "...T10:00:00 01:00".
+_SPACE_OFFSET = re.compile(r"(T[\d:.]+) (\d{2}:?\d{2})$")
 
 
 def parse_time(text: str, *, now: datetime, parameter: str) -> datetime:
@@ -61,7 +64,7 @@ def parse_time(text: str, *, now: datetime, parameter: str) -> datetime:
         except ValueError as err:
             raise BadParameter(parameter, f"not a valid date: {raw!r} ({err})") from err
     try:
-        parsed = datetime.fromisoformat(_FRACTION.sub(r"\1", raw))
+        parsed = datetime.fromisoformat(_SPACE_OFFSET.sub(r"\1+\2", _FRACTION.sub(r"\1", raw)))
     except ValueError as err:
         raise BadParameter(
             parameter,

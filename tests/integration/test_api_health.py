@@ -69,3 +69,18 @@ async def test_database_without_schema_is_down(fresh_db):
         assert r.status_code == 503 and "batchwire db migrate" in r.json()["database"]["error"]
         r = await client.get("/api/v1/tags")
         assert r.status_code == 503 and "no batchwire schema" in r.json()["detail"]
+
+
+async def test_ingest_report_is_made_json_safe_and_gives_broker_connectivity(api_db):
+    last = datetime(2026, 11, 26, 22, 45, 40, 123456, tzinfo=timezone.utc)
+
+    def ingest() -> dict:  # the shape historian.ingest.Ingestor.status() returns
+        return {"connected": False, "messages": 3, "last_commit": last, "rate": float("nan"),
+                "last_error": None, "worker": "w1"}
+
+    async with api_client(api_db, ingest_status=ingest) as client:
+        body = (await client.get("/api/v1/health")).json()
+        assert body["status"] == "degraded"
+        assert body["ingest"]["last_commit"] == "2026-11-26T22:45:40.123456Z"
+        assert body["ingest"]["rate"] == "NaN"
+        assert body["broker"] == {"ok": False, "connected": False, "source": "ingest"}

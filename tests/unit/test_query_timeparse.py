@@ -15,7 +15,8 @@ NOW = datetime(2026, 11, 26, 22, 45, 40, 123456, tzinfo=timezone.utc)
 @pytest.mark.parametrize("text, expected", [
     ("2026-11-26T22:45:40.123456Z", NOW),
     ("2026-11-26T23:45:40.123456+01:00", NOW),
-    ("2026-11-26T22:45:40.1234567Z", NOW),  # beyond microseconds: truncated
+    ("2026-11-26T22:45:40.1234567Z", NOW),
+    ("2026-11-26T23:45:40.123456 01:00", NOW),  # '+' decoded as a space  # beyond microseconds: truncated
     ("2026-11-26", datetime(2026, 11, 26, tzinfo=timezone.utc)),
     ("now", NOW),
     ("*", NOW),
