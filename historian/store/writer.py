@@ -81,6 +81,7 @@ class WriteBatch:
 class WriteResult:
     applied: list[DataIn] = field(default_factory=list)  # newly committed messages
     duplicates: list[DataIn] = field(default_factory=list)  # committed before (re-delivery)
+    refused: list[DataIn] = field(default_factory=list)  # stored in quarantine instead
     samples: int = 0
     quarantined: int = 0
     skewed: int = 0
@@ -89,6 +90,7 @@ class WriteResult:
     def merge(self, other: "WriteResult") -> None:
         self.applied += other.applied
         self.duplicates += other.duplicates
+        self.refused += other.refused
         self.samples += other.samples
         self.quarantined += other.quarantined
         self.skewed += other.skewed
@@ -186,6 +188,7 @@ class Writer:
                         reason = "invalid-timestamp"
                     quarantine.append(Quarantined(item.topic, reason, str(err), item.payload,
                                                   item.received, m.edge, m.session, m.seq))
+                    result.refused.append(item)
                     continue
                 planned.append((item, mr))
             new_keys = self._claim(cur, planned)
@@ -389,6 +392,7 @@ class Writer:
             result = self._write_once(WriteBatch(quarantine=q))
         except (psycopg.Error, RowError) as again:
             raise StoreError(f"cannot even quarantine a failed message: {again}") from again
+        result.refused += single.data
         log.error("quarantined %d message(s) the store refused: %s", len(q), err)
         return result
 

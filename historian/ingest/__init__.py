@@ -1,0 +1,5 @@
+"""MQTT ingest: subscribe, decode, batch, write, acknowledge after commit."""
+
+from .ingestor import Ingestor
+
+__all__ = ["Ingestor"]

@@ -1,0 +1,180 @@
+"""Ingest against the machine's real Mosquitto and PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+import uuid
+
+import orjson
+import paho.mqtt.client as mqtt
+import psycopg
+import pytest
+
+from edge.contract import (
+    BatchContext, BirthMessage, DataMessage, EventMessage, Sample, StateMessage, TagInfo,
+    decode, encode, now_micros, topic,
+)
+from historian.ingest import Ingestor
+from historian.ingest.mqtt import parse_broker_url
+from historian.store import migrate
+
+SITE, EDGE = "plant1", "gw1"
+CTX = {"c": BatchContext(SITE, "BR01", "B-1", "growth", "R1")}
+
+
+@pytest.fixture
+def db(fresh_db):
+    migrate(fresh_db)
+    return fresh_db
+
+
+class Edge:
+    """A minimal edge: publishes at QoS 1 and records the historian's acknowledgements."""
+
+    def __init__(self, url: str, prefix: str, edge: str = EDGE):
+        addr = parse_broker_url(url)
+        self.prefix, self.edge = prefix, edge
+        self.acked: dict[str, set[int]] = {}
+        self.cond = threading.Condition()
+        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"edge-{uuid.uuid4().hex[:8]}",
+                                  protocol=mqtt.MQTTv5)
+        self.client.on_message = self._on_ack
+        subscribed = threading.Event()
+        self.client.on_subscribe = lambda *a: subscribed.set()
+        self.client.on_connect = lambda c, *a: c.subscribe(topic("ack", SITE, edge, prefix), qos=1)
+        self.client.connect(addr.host, addr.port)
+        self.client.loop_start()
+        assert subscribed.wait(10), "edge could not subscribe to its ack topic"
+
+    def _on_ack(self, client, userdata, message):
+        ack = decode(message.payload)
+        with self.cond:
+            got = self.acked.setdefault(ack.session, set())
+            for a, b in ack.ranges:
+                got.update(range(a, b + 1))
+            self.cond.notify_all()
+
+    def wait_acked(self, session: str, seqs, timeout: float = 30) -> None:
+        want = set(seqs)
+        with self.cond:
+            assert self.cond.wait_for(lambda: want <= self.acked.get(session, set()), timeout), \
+                f"not acknowledged: {sorted(want - self.acked.get(session, set()))[:10]}"
+
+    def send(self, kind: str, payload: bytes) -> None:
+        info = self.client.publish(topic(kind, SITE, self.edge, self.prefix), payload, qos=1)
+        info.wait_for_publish(timeout=10)
+
+    def birth(self, *names: str, session="S1") -> None:
+        self.send("birth", encode(BirthMessage(self.edge, SITE, session, now_micros(),
+                                               tuple(TagInfo(n, "float", "degC") for n in names))))
+
+    def data(self, seq: int, samples, session="S1") -> DataMessage:
+        msg = DataMessage(self.edge, SITE, session, seq, now_micros(), tuple(samples), CTX)
+        self.send("data", encode(msg))
+        return msg
+
+    def close(self):
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+def q(dsn, sql, *args):
+    with psycopg.connect(dsn) as conn:
+        return conn.execute(sql, args).fetchall()
+
+
+def wait_for(cond, timeout=30.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if cond():
+            return
+        time.sleep(0.05)
+    raise AssertionError("condition not reached before the deadline")
+
+
+@pytest.fixture
+def edge(mqtt_url, topic_prefix):
+    e = Edge(mqtt_url, topic_prefix)
+    yield e
+    e.close()
+
+
+async def started(ing: Ingestor) -> None:
+    assert await asyncio.to_thread(ing.wait_connected, 10)
+
+
+async def test_birth_then_data_rows_and_ack_after_commit(db, mqtt_url, topic_prefix, edge):
+    async with Ingestor(db, mqtt_url, topic_prefix=topic_prefix, max_batch_delay=0.05) as ing:
+        await started(ing)
+        edge.birth("TEMP", "PH")
+        t0 = now_micros()
+        for seq in range(1, 6):
+            edge.data(seq, [Sample("TEMP", t0 + seq * 1000 + i, 37.0 + i, 0, "c") for i in range(100)]
+                      + [Sample("PH", t0 + seq * 1000, 7.0, 0x40000000, "c")])
+        await asyncio.to_thread(edge.wait_acked, "S1", range(1, 6))
+        # the acknowledgement came after the commit: the rows are there now
+        assert q(db, "SELECT count(*) FROM batchwire.samples") == [(505,)]
+        assert q(db, "SELECT count(*) FROM batchwire.ingest_log") == [(5,)]
+        assert q(db, "SELECT name, unit FROM batchwire.tags ORDER BY name") == [("PH", "degC"), ("TEMP", "degC")]
+        assert q(db, "SELECT batch FROM batchwire.batches") == [("B-1",)]
+        st = ing.status()
+        assert st["connected"] and st["samples"] == 505 and st["last_commit"] is not None
+
+
+async def test_redelivered_message_applied_once_and_acked_again(db, mqtt_url, topic_prefix, edge):
+    async with Ingestor(db, mqtt_url, topic_prefix=topic_prefix, max_batch_delay=0.05) as ing:
+        await started(ing)
+        edge.birth("TEMP")
+        msg = edge.data(1, [Sample("TEMP", now_micros(), 1.0)])
+        await asyncio.to_thread(edge.wait_acked, "S1", [1])
+        with edge.cond:
+            edge.acked.clear()
+        edge.send("data", encode(msg))
+        await asyncio.to_thread(edge.wait_acked, "S1", [1])
+        assert q(db, "SELECT count(*) FROM batchwire.samples") == [(1,)]
+        wait_for(lambda: ing.status()["duplicates"] == 1)
+
+
+async def test_bad_input_is_quarantined_and_ingest_continues(db, mqtt_url, topic_prefix, edge):
+    async with Ingestor(db, mqtt_url, topic_prefix=topic_prefix, max_batch_delay=0.05) as ing:
+        await started(ing)
+        edge.birth("TEMP")
+        edge.send("data", b"{not json")
+        edge.send("data", orjson.dumps({"v": 99, "kind": "data"}))
+        edge.send("data", orjson.dumps({"v": 1, "kind": "data", "edge": EDGE}))
+        edge.send("event", encode(StateMessage(EDGE, SITE, "S1", "online", now_micros())))  # wrong topic
+        edge.data(1, [Sample("TEMP", now_micros(), 1.0), Sample("GHOST", now_micros(), 2.0)])
+        edge.data(2, [Sample("TEMP", now_micros() + 1, 3.0)])
+        edge.send("event", encode(EventMessage(EDGE, SITE, "ev-1", "data-gap", now_micros(), now_micros())))
+        edge.send("event", encode(EventMessage(EDGE, SITE, "ev-1", "data-gap", now_micros(), now_micros())))
+        edge.send("state", encode(StateMessage(EDGE, SITE, "S1", "online", now_micros())))
+        await asyncio.to_thread(edge.wait_acked, "S1", [1, 2])
+        wait_for(lambda: q(db, "SELECT count(*) FROM batchwire.edges WHERE state = 'online'") == [(1,)])
+        reasons = sorted(r[0] for r in q(db, "SELECT reason FROM batchwire.quarantine"))
+        assert reasons == ["invalid", "not-json", "topic-mismatch", "undeclared-tag", "wrong-version"]
+        assert q(db, "SELECT count(*) FROM batchwire.samples") == [(2,)]
+        assert q(db, "SELECT name FROM batchwire.tags") == [("TEMP",)]
+        assert q(db, "SELECT source_id, type FROM batchwire.events") == [("ev-1", "data-gap")]
+        assert ing.status()["quarantined"] == 5
+
+
+async def test_two_workers_on_a_shared_subscription_no_loss_no_dups(db, mqtt_url, topic_prefix, edge):
+    group = f"g{uuid.uuid4().hex[:6]}"
+    a = Ingestor(db, mqtt_url, topic_prefix=topic_prefix, share_group=group, max_batch_delay=0.05)
+    b = Ingestor(db, mqtt_url, topic_prefix=topic_prefix, share_group=group, max_batch_delay=0.05)
+    async with a, b:
+        await started(a)
+        await started(b)
+        edge.birth("TEMP")
+        wait_for(lambda: q(db, "SELECT count(*) FROM batchwire.tags") == [(1,)])
+        t0 = now_micros()
+        n = 200
+        for seq in range(1, n + 1):
+            edge.data(seq, [Sample("TEMP", t0 + seq * 100 + i, float(i)) for i in range(50)])
+        await asyncio.to_thread(edge.wait_acked, "S1", range(1, n + 1))
+        assert q(db, "SELECT count(*), count(DISTINCT ts) FROM batchwire.samples") == [(n * 50, n * 50)]
+        assert q(db, "SELECT count(*) FROM batchwire.ingest_log") == [(n,)]
+        workers = {r[0] for r in q(db, "SELECT DISTINCT worker FROM batchwire.ingest_log")}
+        assert workers == {a.worker_id, b.worker_id}  # the group really split the stream
