@@ -125,6 +125,9 @@ class SessionCompleteness(BaseModel):
     missing_count: int
     missing: list[list[int]] = Field(description="Inclusive [first, last] ranges of missing seqs")
     gaps: list[Gap]
+    quarantined: list[list[int]] = Field(
+        description="Missing seqs whose payload is in quarantine (refused by ingest, not lost)")
+    quarantined_count: int
     messages_in_range: int
     samples: int
     first_time: Time | None

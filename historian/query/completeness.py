@@ -14,7 +14,7 @@ from itertools import groupby
 from psycopg import AsyncConnection
 
 from .events import build_events, shape_event
-from .seqgaps import Island, session_completeness
+from .seqgaps import Island, intersect, range_count, session_completeness
 from .timeparse import TimeRange, format_time
 
 #: Data-gap events listed with a completeness answer, at most.
@@ -89,6 +89,27 @@ ORDER BY i.edge, i.session, i.lo
     return sql, params
 
 
+QUARANTINED_SQL = """
+SELECT DISTINCT q.edge, q.session, q.seq
+FROM batchwire.quarantine q
+JOIN unnest(%(edges)s::text[], %(sessions)s::text[]) AS k(edge, session)
+  ON k.edge = q.edge AND k.session = q.session
+WHERE q.seq IS NOT NULL
+"""
+
+
+def annotate_quarantined(result: dict, rows: Sequence[tuple]) -> dict:
+    """Mark the missing seqs whose payload is in quarantine: refused, not lost (pure)."""
+    by_session: dict[tuple, list[int]] = {}
+    for edge, session, seq in rows:
+        by_session.setdefault((edge, session), []).append(seq)
+    for s in result["sessions"]:
+        found = intersect([tuple(r) for r in s["missing"]], by_session.get((s["edge"], s["session"]), ()))
+        s["quarantined"] = [[a, b] for a, b in found]
+        s["quarantined_count"] = range_count(found)
+    return result
+
+
 def shape_completeness(rng: TimeRange, in_range_rows: Sequence[tuple], island_rows: Sequence[tuple],
                        event_rows: Sequence[tuple], events_truncated: bool = False) -> dict:
     """The completeness answer from the rows of the three statements (pure)."""
@@ -149,8 +170,15 @@ async def fetch_completeness(conn: AsyncConnection, rng: TimeRange,
         sql, params = build_events(rng, type_="data-gap", edges=edges, limit=EVENT_LIMIT)
         await cur.execute(sql, params)
         event_rows = await cur.fetchall()
-    return shape_completeness(rng, in_range_rows, island_rows, event_rows[:EVENT_LIMIT],
-                              len(event_rows) > EVENT_LIMIT)
+        result = shape_completeness(rng, in_range_rows, island_rows, event_rows[:EVENT_LIMIT],
+                                    len(event_rows) > EVENT_LIMIT)
+        gappy = [s for s in result["sessions"] if s["missing"]]
+        quarantined: list[tuple] = []
+        if gappy:
+            await cur.execute(QUARANTINED_SQL, {"edges": [s["edge"] for s in gappy],
+                                                "sessions": [s["session"] for s in gappy]})
+            quarantined = await cur.fetchall()
+    return annotate_quarantined(result, quarantined)
 
 
 _BATCH_EDGES = """

@@ -11,6 +11,7 @@ All sequence ranges are inclusive ``(first, last)`` pairs.
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -55,6 +56,18 @@ def missing_ranges(received: Iterable[SeqRange], first: int = 1, last: int | Non
     if cursor <= last:
         gaps.append((cursor, last))
     return gaps
+
+
+def intersect(ranges: Iterable[SeqRange], seqs: Iterable[int]) -> list[SeqRange]:
+    """The members of ``seqs`` that lie in ``ranges``, as maximal sorted runs."""
+    merged = merge_ranges(ranges)
+    starts = [a for a, _ in merged]
+    inside = []
+    for s in set(seqs):
+        i = bisect_right(starts, s) - 1
+        if i >= 0 and s <= merged[i][1]:
+            inside.append((s, s))
+    return merge_ranges(inside)
 
 
 def range_count(ranges: Iterable[SeqRange]) -> int:

@@ -21,6 +21,10 @@ async def test_completeness_per_session_with_gaps_and_their_times(api_db, data):
                detail='{"dropped": 120}')
     data.event("edge1", "data-gap", at(200), at(199), at(200), source_id="gap-2")
     data.event("edge1", "source-down", at(7), source_id="down-1")
+    # seq 12 and 13 arrived but were refused: they are in quarantine, not lost
+    for seq in (12, 13, 13):
+        data.quarantine("invalid-timestamp", b"{}", received=at(12), session="s1", seq=seq)
+    data.quarantine("malformed", b"{}", received=at(12), edge="edge2", session="s2", seq=12)
     async with api_client(api_db) as client:
         r = await client.get("/api/v1/completeness", params={"start": iso(at(0)), "end": iso(at(30))})
         assert r.status_code == 200
@@ -36,11 +40,13 @@ async def test_completeness_per_session_with_gaps_and_their_times(api_db, data):
         assert s1["gaps"][0] == {"first_seq": 1, "last_seq": 2, "count": 2, "after": None, "before": iso(at(3))}
         assert s1["gaps"][1] == {"first_seq": 11, "last_seq": 13, "count": 3,
                                  "after": iso(at(10) + timedelta(seconds=30)), "before": iso(at(14))}
+        assert (s1["quarantined"], s1["quarantined_count"]) == ([[12, 13]], 2)
         assert (s1["messages_in_range"], s1["samples"]) == (15, 150)
         assert (s1["first_time"], s1["last_time"]) == (iso(at(3)), iso(at(20) + timedelta(seconds=30)))
         assert s1["site"] == "site1"
         s2 = by_key[("edge2", "s2")]
         assert (s2["expected"], s2["received"], s2["missing"], s2["samples"]) == (20, 20, [], 100)
+        assert s2["quarantined"] == []  # a received seq in quarantine too is not a gap
         (gap_event,) = body["data_gaps"]
         assert gap_event["source_id"] == "gap-1" and gap_event["type"] == "data-gap"
         assert gap_event["tags"] == ["BR01.TEMP.PV", "BR01.PH.PV"]

@@ -10,6 +10,7 @@ from historian.query.seqgaps import (
     Gap,
     Island,
     gaps_between,
+    intersect,
     merge_ranges,
     missing_ranges,
     range_count,
@@ -127,3 +128,10 @@ def test_an_outage_spanning_the_whole_range_is_reported():
 def test_nothing_in_range_and_no_gap_means_no_entry():
     islands = islands_for(set(range(1, 11)))
     assert session_completeness(islands, None, T0 + timedelta(hours=5), T0 + timedelta(hours=6)) is None
+
+
+@given(ranges_st, st.lists(st.integers(-5, 330), max_size=40))
+def test_intersect_matches_the_set_intersection(ranges, seqs):
+    got = intersect(ranges, seqs)
+    assert as_set(got) == as_set(ranges) & set(seqs)
+    assert got == as_ranges(as_set(got))
