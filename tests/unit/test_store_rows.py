@@ -1,0 +1,59 @@
+"""Pure conversion of samples into rows."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from edge.contract import BatchContext, DataMessage, Sample
+from historian.store.rows import (
+    MINUTE_US, RowError, batch_and_phase_bounds, message_rows, quality_to_int4, split_value,
+)
+
+
+def test_split_value_every_kind():
+    assert split_value(1.5) == (1.5, None)
+    assert split_value(3) == (3.0, None) and type(split_value(3)[0]) is float
+    assert split_value(True) == (1.0, None) and split_value(False) == (0.0, None)
+    assert split_value("x") == (None, "x")
+    assert split_value(None) == (None, None)
+    assert math.isnan(split_value(math.nan)[0]) and split_value(-math.inf) == (-math.inf, None)
+
+
+def test_quality_bits_survive_int4():
+    for code in (0, 1, 0x7FFFFFFF, 0x80000000, 0x808D0000, 0xFFFFFFFF):
+        assert quality_to_int4(code) & 0xFFFFFFFF == code
+        assert -(2**31) <= quality_to_int4(code) < 2**31
+
+
+def test_message_rows_counts_undeclared_skew_bounds_buckets():
+    ctx = {"a": BatchContext("s", "u", "B", "p")}
+    m = DataMessage("e", "s", "S", 1, 0, (
+        Sample("T", 2 * MINUTE_US + 5, 1.0, 0x80000000, "a"),
+        Sample("T", MINUTE_US, True, 0, "a"),
+        Sample("X", 0, 1.0),
+        Sample("T", 10**12, "txt", 0, None),
+    ), ctx)
+    mr = message_rows(m, {"T": 7}, {"a": 42}, received_us=2 * MINUTE_US, skew_limit_us=MINUTE_US * 5,
+                      with_buckets=True)
+    assert [r[0] for r in mr.rows] == [7, 7, 7] and [r[4] for r in mr.rows] == [-(2**31), 0, 0]
+    assert [r[5] for r in mr.rows] == [42, 42, None]
+    assert mr.undeclared == {"X": 1} and mr.skewed == 1
+    assert (mr.first_ts, mr.last_ts) == (MINUTE_US, 10**12)
+    assert mr.context_bounds == {"a": [MINUTE_US, 2 * MINUTE_US + 5]}
+    assert mr.buckets == {(7, MINUTE_US), (7, 2 * MINUTE_US)}  # text values have no rollup
+    batches, phases = {}, {}
+    batch_and_phase_bounds(ctx, mr.context_bounds, batches, phases)
+    assert batches == {("s", "u", "B"): [MINUTE_US, 2 * MINUTE_US + 5, None]}
+    assert list(phases) == [("s", "u", "B", "p")]
+
+
+def test_message_rows_refuses_nul_text_and_absurd_time():
+    m = DataMessage("e", "s", "S", 1, 0, (Sample("T", 0, "a\x00b"),))
+    with pytest.raises(RowError) as err:
+        message_rows(m, {"T": 1}, {}, 0, 1, with_buckets=False)
+    assert err.value.reason == "invalid-value"
+    m = DataMessage("e", "s", "S", 1, 0, (Sample("T", 10**20, 1.0),))
+    with pytest.raises((RowError, OverflowError)):
+        message_rows(m, {"T": 1}, {}, 0, 1, with_buckets=False)
