@@ -6,7 +6,6 @@ exactly what is stored and asserts what the API makes of it.
 
 from __future__ import annotations
 
-import math
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta, timezone
 
@@ -120,5 +119,3 @@ def data(api_db):
     yield d
     d.close()
 
-
-NAN = math.nan

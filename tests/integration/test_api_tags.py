@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from datetime import datetime, timedelta, timezone
 
-from tests.integration.test_api_fixtures import T0, api_client, api_db, at, data, iso  # noqa: F401
+from tests.integration.test_api_fixtures import api_client, api_db, at, data, iso  # noqa: F401
 
 BAD = -2147483648  # 0x80000000 (Bad) as stored in the signed int4 column
 
