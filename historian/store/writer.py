@@ -17,6 +17,7 @@ error, so one bad message never blocks the stream.
 from __future__ import annotations
 
 import logging
+import struct
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
@@ -28,7 +29,7 @@ from edge.contract import BatchContext, BirthMessage, DataMessage, EventMessage,
 from . import rollups
 from .backend import Backend
 from .errors import StoreError, StoreUnavailable
-from .rows import RowError, batch_and_phase_bounds, from_us, message_rows
+from .rows import COPY_HEADER, COPY_TRAILER, RowError, batch_and_phase_bounds, from_us, message_rows
 
 log = logging.getLogger(__name__)
 
@@ -181,7 +182,7 @@ class Writer:
                 try:
                     mr = message_rows(m, tag_ids, keymap, item.received, self.skew_limit_us,
                                       with_buckets=self.backend is Backend.PLAIN)
-                except (RowError, OverflowError) as err:
+                except (RowError, OverflowError, struct.error) as err:
                     if isinstance(err, RowError):
                         reason = err.reason
                     else:
@@ -196,27 +197,28 @@ class Writer:
             batches: dict[tuple, list] = {}
             phases: dict[tuple, list] = {}
             buckets: set[tuple[int, int]] = set()
-            with cur.copy(COPY_SQL) as copy:
-                copy.set_types(COPY_TYPES)
-                write_row = copy.write_row
-                for item, mr in planned:
-                    m = item.msg
-                    if (m.edge, m.session, m.seq) not in new_keys:
-                        result.duplicates.append(item)
-                        continue
-                    for row in mr.rows:
-                        write_row(row)
-                    rows_written += len(mr.rows)
-                    result.applied.append(item)
-                    result.skewed += mr.skewed
-                    batch_and_phase_bounds(m.contexts, mr.context_bounds, batches, phases)
-                    buckets |= mr.buckets
-                    if mr.undeclared:
-                        names = ", ".join(f"{t} ({n})" for t, n in sorted(mr.undeclared.items()))
-                        quarantine.append(Quarantined(
-                            item.topic, "undeclared-tag",
-                            f"samples of tags no birth declared were not applied: {names}",
-                            item.payload, item.received, m.edge, m.session, m.seq))
+            chunks = [COPY_HEADER]
+            for item, mr in planned:
+                m = item.msg
+                if (m.edge, m.session, m.seq) not in new_keys:
+                    result.duplicates.append(item)
+                    continue
+                chunks.append(mr.data)
+                rows_written += mr.count
+                result.applied.append(item)
+                result.skewed += mr.skewed
+                batch_and_phase_bounds(m.contexts, mr.context_bounds, batches, phases)
+                buckets |= mr.buckets
+                if mr.undeclared:
+                    names = ", ".join(f"{t} ({n})" for t, n in sorted(mr.undeclared.items()))
+                    quarantine.append(Quarantined(
+                        item.topic, "undeclared-tag",
+                        f"samples of tags no birth declared were not applied: {names}",
+                        item.payload, item.received, m.edge, m.session, m.seq))
+            if rows_written:
+                chunks.append(COPY_TRAILER)
+                with cur.copy(COPY_SQL) as copy:
+                    copy.write(b"".join(chunks))
             result.samples = rows_written
             self._upsert_spans(cur, batches, phases)
             if self.backend is Backend.PLAIN:
@@ -332,7 +334,7 @@ class Writer:
             m = item.msg
             for col, val in zip(cols, (
                 m.edge, m.session, m.seq, m.site, from_us(m.sent), from_us(item.received),
-                len(mr.rows), None if mr.first_ts is None else from_us(mr.first_ts),
+                mr.count, None if mr.first_ts is None else from_us(mr.first_ts),
                 None if mr.last_ts is None else from_us(mr.last_ts), m.historical, self.worker,
                 mr.skewed, sum(mr.undeclared.values()),
             )):

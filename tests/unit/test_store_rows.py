@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import math
+import struct
 
 import pytest
 
 from edge.contract import BatchContext, DataMessage, Sample
 from historian.store.rows import (
-    MINUTE_US, RowError, batch_and_phase_bounds, message_rows, quality_to_int4, split_value,
+    MINUTE_US, RowError, batch_and_phase_bounds, message_rows, pack_row, quality_to_int4, split_value,
+    unpack_rows,
 )
 
 
@@ -37,8 +39,10 @@ def test_message_rows_counts_undeclared_skew_bounds_buckets():
     ), ctx)
     mr = message_rows(m, {"T": 7}, {"a": 42}, received_us=2 * MINUTE_US, skew_limit_us=MINUTE_US * 5,
                       with_buckets=True)
-    assert [r[0] for r in mr.rows] == [7, 7, 7] and [r[4] for r in mr.rows] == [-(2**31), 0, 0]
-    assert [r[5] for r in mr.rows] == [42, 42, None]
+    rows = unpack_rows(mr.data)
+    assert mr.count == 3
+    assert rows == [(7, 2 * MINUTE_US + 5, 1.0, None, -(2**31), 42), (7, MINUTE_US, 1.0, None, 0, 42),
+                    (7, 10**12, None, "txt", 0, None)]
     assert mr.undeclared == {"X": 1} and mr.skewed == 1
     assert (mr.first_ts, mr.last_ts) == (MINUTE_US, 10**12)
     assert mr.context_bounds == {"a": [MINUTE_US, 2 * MINUTE_US + 5]}
@@ -55,5 +59,11 @@ def test_message_rows_refuses_nul_text_and_absurd_time():
         message_rows(m, {"T": 1}, {}, 0, 1, with_buckets=False)
     assert err.value.reason == "invalid-value"
     m = DataMessage("e", "s", "S", 1, 0, (Sample("T", 10**20, 1.0),))
-    with pytest.raises((RowError, OverflowError)):
+    with pytest.raises((RowError, OverflowError, struct.error)):
         message_rows(m, {"T": 1}, {}, 0, 1, with_buckets=False)
+
+
+def test_pack_row_round_trips_every_shape():
+    for row in [(1, 0, 1.5, None, 0, 3), (1, -5, None, None, -1, None), (2**31 - 1, 10**15, None, "é", 7, 9),
+                (1, 1, math.inf, None, 0, None)]:
+        assert unpack_rows(pack_row(*row)) == [row]

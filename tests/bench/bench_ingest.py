@@ -1,0 +1,314 @@
+"""Ingest benchmark: end-to-end MQTT ingest against raw binary COPY, same rows, same table.
+
+    .venv/bin/python -m tests.bench.bench_ingest [--messages 2000] [--per-message 1000]
+
+Figures, each printed as a ratio to a baseline measured in this run:
+* end-to-end: edge-format data messages (``--per-message`` samples each, 100 tags, 1 Hz
+  bioprocess-like signals) published at QoS 1 to the machine's Mosquitto by a separate
+  publisher process that keeps at most ``--window`` messages unacknowledged end to end (as an
+  edge does), ingested by one :class:`~historian.ingest.Ingestor`, counted when committed;
+  baseline: binary COPY of the same rows into the same (partitioned, indexed) table in
+  100k-row transactions.
+* the hot path alone (decode -> rows -> COPY, no MQTT), against the same baseline.
+* bytes per stored sample (table + index), against the 40 bytes/sample goal.
+* a 1-hour-bucket aggregate over 30 days of 1 Hz data for one tag, from samples_1h vs raw.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import math
+import os
+import subprocess
+import sys
+import threading
+import time
+import uuid
+
+import psycopg
+
+from edge.contract import (
+    BatchContext, BirthMessage, DataMessage, Sample, TagInfo, decode, encode, now_micros, topic,
+)
+from historian.ingest import Ingestor
+from historian.ingest.classify import classify
+from historian.ingest.mqtt import parse_broker_url
+from historian.store import migrate, rollups
+from historian.store.backend import Backend
+from historian.store.rows import from_us
+from historian.store.writer import COPY_SQL, COPY_TYPES, WriteBatch, Writer, open_pool
+from tests.conftest import MQTT_URL, create_database, drop_database
+
+SITE, EDGE = "bench", "gw"
+N_TAGS = 100
+CTX = {"c": BatchContext(SITE, "BR01", "B-1", "production", "R1")}
+
+
+def signal(tag: int, i: int) -> float:
+    """Bioprocess-like: slow drift, a daily-ish cycle, small sensor noise, quantised."""
+    base = 20 + tag % 17
+    return round(base + 2 * math.sin(i / 3600 + tag) + 0.05 * math.sin(i * 7.3 + tag * 1.1), 3)
+
+
+def build_messages(n_messages: int, per_message: int, session: str) -> list[bytes]:
+    per_tag = per_message // N_TAGS
+    t0 = now_micros() - n_messages * per_tag * 1_000_000 - 60_000_000
+    out = []
+    for m in range(n_messages):
+        samples = []
+        for k in range(per_tag):
+            i = m * per_tag + k
+            ts = t0 + i * 1_000_000
+            samples += [Sample(f"TAG{t:03d}", ts, signal(t, i), 0, "c") for t in range(N_TAGS)]
+        out.append(encode(DataMessage(EDGE, SITE, session, m + 1, now_micros(), tuple(samples), CTX)))
+    return out
+
+
+def timed(fn) -> float:
+    t = time.perf_counter()
+    fn()
+    return time.perf_counter() - t
+
+
+def reset(dsn: str) -> None:
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("TRUNCATE batchwire.samples, batchwire.ingest_log, batchwire.samples_1m, "
+                     "batchwire.samples_1h, batchwire.batches, batchwire.phases")
+        conn.execute("VACUUM ANALYZE batchwire.samples")
+
+
+def all_rows(payloads: list[bytes], tag_ids: dict[str, int]) -> list[tuple]:
+    rows = []
+    for p in payloads:
+        for s in decode(p).samples:
+            rows.append((tag_ids[s.tag], from_us(s.ts), s.value, None, s.quality, 1))
+    return rows
+
+
+def baseline_copy(dsn: str, rows: list[tuple], chunk: int = 100_000) -> float:
+    def run():
+        with psycopg.connect(dsn) as conn:
+            for i in range(0, len(rows), chunk):
+                with conn.cursor() as cur, cur.copy(COPY_SQL) as copy:
+                    copy.set_types(COPY_TYPES)
+                    for r in rows[i:i + chunk]:
+                        copy.write_row(r)
+                conn.commit()
+    return len(rows) / timed(run)
+
+
+def hot_path(dsn: str, payloads: list[bytes], batch_samples: int = 10_000) -> float:
+    """decode -> rows -> COPY + rollups in one thread, batches as the Ingestor makes them."""
+    pool = open_pool(dsn)
+    pool.open(wait=True)
+    writer = Writer(pool, Backend.PLAIN, worker="hot")
+    total = 0
+
+    def run():
+        nonlocal total
+        batch, n = WriteBatch(), 0
+        for p in payloads:
+            item = classify(topic("data", SITE, EDGE), p, now_micros())
+            batch.data.append(item)
+            n += len(item.msg.samples)
+            if n >= batch_samples:
+                total += writer.write(batch).samples
+                batch, n = WriteBatch(), 0
+        if batch.data:
+            total += writer.write(batch).samples
+    rate = sum(len(decode(p).samples) for p in payloads) / timed(run)
+    pool.close()
+    return rate
+
+
+def profile_parts(payloads: list[bytes], tag_ids: dict[str, int]) -> dict[str, float]:
+    from historian.store.rows import message_rows
+
+    msgs = []
+    n = sum(len(decode(p).samples) for p in payloads[:200])
+    t_decode = timed(lambda: msgs.extend(decode(p) for p in payloads[:200]))
+    t_rows = timed(lambda: [message_rows(m, tag_ids, {"c": 1}, now_micros(), 3_600_000_000, with_buckets=True)
+                            for m in msgs])
+    return {"decode": n / t_decode, "rows": n / t_rows}
+
+
+# ---------------------------------------------------------------- publisher (own process)
+
+def publisher_main(url: str, prefix: str, path: str, window: int) -> None:
+    """Publish the payloads in ``path`` (length-prefixed) keeping <= window unacknowledged."""
+    import paho.mqtt.client as mqtt
+
+    data = open(path, "rb").read()
+    payloads, i = [], 0
+    while i < len(data):
+        n = int.from_bytes(data[i:i + 4], "big")
+        payloads.append(data[i + 4:i + 4 + n])
+        i += 4 + n
+    acked: set[int] = set()
+    cond = threading.Condition()
+    ready = threading.Event()
+
+    def on_message(client, userdata, message):
+        ack = decode(message.payload)
+        with cond:
+            for a, b in ack.ranges:
+                acked.update(range(a, b + 1))
+            cond.notify_all()
+
+    addr = parse_broker_url(url)
+    c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"bench-pub-{uuid.uuid4().hex[:6]}",
+                    protocol=mqtt.MQTTv5)
+    c.max_inflight_messages_set(window)
+    c.on_message = on_message
+    c.on_subscribe = lambda *a: ready.set()
+    c.on_connect = lambda cl, *a: cl.subscribe(topic("ack", SITE, EDGE, prefix), qos=1)
+    c.connect(addr.host, addr.port)
+    c.loop_start()
+    ready.wait(10)
+    print("go", flush=True)
+    sys.stdin.readline()  # the parent says when to start
+    t = time.perf_counter()
+    for seq, p in enumerate(payloads, 1):
+        with cond:
+            cond.wait_for(lambda: seq - len(acked) <= window, timeout=60)
+        c.publish(topic("data", SITE, EDGE, prefix), p, qos=1)
+    with cond:
+        ok = cond.wait_for(lambda: len(acked) >= len(payloads), timeout=300)
+    print(f"done {time.perf_counter() - t:.6f} {int(ok)}", flush=True)
+    c.disconnect()
+    c.loop_stop()
+
+
+def end_to_end(dsn: str, payloads: list[bytes], window: int, receive_maximum: int) -> tuple[float, dict]:
+    prefix = f"bench-{uuid.uuid4().hex[:8]}"
+    path = f"/tmp/bench_ingest_{os.getpid()}.bin"
+    with open(path, "wb") as f:
+        for p in payloads:
+            f.write(len(p).to_bytes(4, "big") + p)
+    n_samples = sum(len(decode(p).samples) for p in payloads)
+
+    async def run():
+        ing = Ingestor(dsn, MQTT_URL, topic_prefix=prefix, receive_maximum=receive_maximum,
+                       migrate_on_start=False)
+        async with ing:
+            assert await asyncio.to_thread(ing.wait_connected, 10)
+            pub = subprocess.Popen(
+                [sys.executable, "-m", "tests.bench.bench_ingest", "--publisher", MQTT_URL, prefix, path,
+                 str(window)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+            assert pub.stdout.readline().strip() == "go"
+            pub.stdin.write("\n")
+            pub.stdin.flush()
+            line = await asyncio.to_thread(pub.stdout.readline)
+            pub.wait()
+            _, secs, ok = line.split()
+            if ok != "1":
+                raise SystemExit("end-to-end run did not complete: some messages were never acknowledged")
+            return float(secs), ing.status()
+    secs, status = asyncio.run(run())
+    os.unlink(path)
+    return n_samples / secs, status
+
+
+def storage(dsn: str) -> tuple[int, int]:
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("VACUUM ANALYZE batchwire.samples")
+        size = conn.execute(
+            "SELECT sum(pg_total_relation_size(inhrelid)) FROM pg_inherits "
+            "WHERE inhparent = 'batchwire.samples'::regclass").fetchone()[0]
+        rows = conn.execute("SELECT count(*) FROM batchwire.samples").fetchone()[0]
+    return int(size), rows
+
+
+def rollup_speed(dsn: str, days: int = 30) -> tuple[float, float]:
+    """(raw seconds, rollup seconds) for 1-hour buckets of one tag over ``days`` of 1 Hz."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("INSERT INTO batchwire.tags (name, datatype) VALUES ('LONG', 'float')")
+        tid = conn.execute("SELECT tag_id FROM batchwire.tags WHERE name = 'LONG'").fetchone()[0]
+        conn.execute("SELECT count(*) FROM batchwire.ensure_partitions("
+                     "(now() AT TIME ZONE 'UTC')::date - %s, (now() AT TIME ZONE 'UTC')::date)", (days + 1,))
+        start = now_micros() - days * 86_400_000_000
+        start -= start % 3_600_000_000
+        with conn.transaction(), conn.cursor() as cur, cur.copy(COPY_SQL) as copy:
+            copy.set_types(COPY_TYPES)
+            for i in range(days * 86_400):
+                copy.write_row((tid, from_us(start + i * 1_000_000), signal(7, i), None, 0, None))
+        with conn.transaction(), conn.cursor() as cur:
+            keys = {(tid, start + m * 60_000_000) for m in range(days * 1440)}
+            rollups.refresh(cur, keys)
+        conn.execute("VACUUM ANALYZE batchwire.samples")
+        conn.execute("VACUUM ANALYZE batchwire.samples_1h")
+        lo, hi = from_us(start), from_us(start + days * 86_400_000_000)
+        raw_sql = ("SELECT date_trunc('hour', ts, 'UTC'), min(value), max(value), avg(value), count(*) "
+                   "FROM batchwire.samples WHERE tag_id = %s AND ts >= %s AND ts < %s GROUP BY 1 ORDER BY 1")
+        roll_sql = ("SELECT bucket, min, max, sum / count, count FROM batchwire.samples_1h "
+                    "WHERE tag_id = %s AND bucket >= %s AND bucket < %s ORDER BY 1")
+        raw_t = min(timed(lambda: conn.execute(raw_sql, (tid, lo, hi)).fetchall()) for _ in range(3))
+        roll_t = min(timed(lambda: conn.execute(roll_sql, (tid, lo, hi)).fetchall()) for _ in range(3))
+        a = conn.execute(raw_sql, (tid, lo, hi)).fetchall()
+        b = conn.execute(roll_sql, (tid, lo, hi)).fetchall()
+        assert [(r[0], r[4]) for r in a] == [(r[0], r[4]) for r in b], "rollup disagrees with raw"
+    return raw_t, roll_t
+
+
+def main() -> int:
+    if len(sys.argv) > 1 and sys.argv[1] == "--publisher":
+        publisher_main(sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5]))
+        return 0
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--messages", type=int, default=2000)
+    ap.add_argument("--per-message", type=int, default=1000)
+    ap.add_argument("--window", type=int, default=200, help="edge's unacknowledged-message window")
+    ap.add_argument("--receive-maximum", type=int, default=200)
+    ap.add_argument("--rollup-days", type=int, default=30, help="0 skips the rollup figure")
+    args = ap.parse_args()
+
+    dsn = create_database("bwbench")
+    try:
+        migrate(dsn)
+        pool = open_pool(dsn)
+        pool.open(wait=True)
+        Writer(pool, Backend.PLAIN).write(WriteBatch(births=[BirthMessage(
+            EDGE, SITE, "S0", now_micros(), tuple(TagInfo(f"TAG{t:03d}", "float", "degC") for t in range(N_TAGS)))]))
+        pool.close()
+        with psycopg.connect(dsn) as conn:
+            tag_ids = dict(conn.execute("SELECT name, tag_id FROM batchwire.tags").fetchall())
+            conn.execute("INSERT INTO batchwire.contexts (site, unit) VALUES ('x', 'y')")
+        print(f"building {args.messages} messages x {args.per_message} samples ...", flush=True)
+        payloads = build_messages(args.messages, args.per_message, "S1")
+        n = args.messages * args.per_message
+        print(f"payload: {sum(map(len, payloads)) / n:.1f} bytes/sample on the wire")
+
+        rows = all_rows(payloads, tag_ids)
+        reset(dsn)
+        base = baseline_copy(dsn, rows)
+        del rows
+        print(f"baseline  raw binary COPY into batchwire.samples: {base:,.0f} rows/s")
+
+        parts = profile_parts(payloads, tag_ids)
+        print(f"hot path parts (one core): decode {parts['decode']:,.0f} samples/s, "
+              f"rows {parts['rows']:,.0f} samples/s")
+        reset(dsn)
+        hot = hot_path(dsn, [p for p in payloads])
+        print(f"hot path  decode->rows->COPY+rollups, no MQTT: {hot:,.0f} samples/s = {hot / base:.2f} x baseline")
+
+        reset(dsn)
+        e2e, status = end_to_end(dsn, payloads, args.window, args.receive_maximum)
+        print(f"end-to-end  QoS 1 via Mosquitto -> Ingestor -> committed: {e2e:,.0f} samples/s "
+              f"= {e2e / base:.2f} x baseline (goal >= 0.60); errors {status['errors']}, "
+              f"quarantined {status['quarantined']}")
+        size, stored = storage(dsn)
+        assert stored == n, f"stored {stored} of {n} samples"
+        print(f"storage   {size / stored:.1f} bytes/sample incl. (tag_id, ts) index "
+              f"= {size / stored / 40:.2f} x the 40 bytes/sample goal")
+        if args.rollup_days:
+            raw_t, roll_t = rollup_speed(dsn, args.rollup_days)
+            print(f"rollups   1-h buckets, {args.rollup_days} days of 1 Hz, one tag: raw {raw_t * 1000:.1f} ms, "
+                  f"samples_1h {roll_t * 1000:.2f} ms = {raw_t / roll_t:.0f} x faster (goal >= 10)")
+    finally:
+        drop_database(dsn)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
