@@ -168,9 +168,6 @@ class OpcUaSource:
                         node = getattr(s.context, field)
                         if node:
                             ctx_nodes[await self._resolve(client, node)] = field
-                self.connected = True
-                self.connections += 1
-                log.info("OPC UA source %s connected to %s", self.name, s.endpoint)
                 await self._read_metadata(client, tag_nodes, sink)
                 handler = _Handler(self, sink, tag_nodes, ctx_nodes)
                 sub = await client.create_subscription(s.publishing_interval * 1000, handler)
@@ -179,6 +176,10 @@ class OpcUaSource:
                 for node, res in zip(nodes, results):
                     if not isinstance(res, int):
                         log.warning("OPC UA source %s: cannot monitor %s: %s", self.name, node, res)
+                # connected means: monitoring, so every later change will be delivered
+                self.connected = True
+                self.connections += 1
+                log.info("OPC UA source %s monitoring %d nodes on %s", self.name, len(nodes), s.endpoint)
                 waiters = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(lost.wait())]
                 try:
                     await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)

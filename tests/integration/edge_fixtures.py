@@ -1,0 +1,182 @@
+"""Servers and an MQTT collector for the edge agent's integration tests."""
+
+from __future__ import annotations
+
+import asyncio
+import struct
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from datetime import datetime, timedelta, timezone
+from urllib.parse import urlsplit
+
+import paho.mqtt.client as paho
+from asyncua import Server, ua
+from paho.mqtt.enums import CallbackAPIVersion
+
+from edge.contract.codec import decode, encode
+from edge.contract.messages import AckMessage, DataMessage, now_micros
+from edge.contract.topics import topic
+
+NAMESPACE = "urn:batchwire:sim"
+
+
+async def wait_until(cond: Callable[[], bool], timeout: float = 20.0, what: str = "condition") -> None:
+    """Poll ``cond`` until true; fail with ``what`` after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.02)
+
+
+class OpcUaPlant:
+    """A small asyncua server: BR01.TEMP/PH with units and ranges, and context strings."""
+
+    def __init__(self, port: int):
+        self.port = port
+        self.endpoint = f"opc.tcp://127.0.0.1:{port}/batchwire/"
+        self.server = Server()
+        self.nodes: dict[str, object] = {}
+
+    async def start(self) -> None:
+        s = self.server
+        await s.init()
+        s.set_endpoint(self.endpoint)
+        idx = await s.register_namespace(NAMESPACE)
+        obj = await s.nodes.objects.add_object(idx, "BR01")
+        for name, unit, low, high, value in (("BR01.TEMP", "degC", 0.0, 50.0, 36.5),
+                                             ("BR01.PH", "pH", 6.0, 8.0, 7.0)):
+            var = await obj.add_variable(ua.NodeId(name, idx), name, ua.Variant(value, ua.VariantType.Double))
+            await var.write_attribute(ua.AttributeIds.Description,
+                                      ua.DataValue(ua.Variant(ua.LocalizedText(f"{name} measured"))))
+            await var.add_property(idx, "EngineeringUnits",
+                                   ua.EUInformation(DisplayName=ua.LocalizedText(unit)))
+            await var.add_property(idx, "EURange", ua.Range(Low=low, High=high))
+            self.nodes[name] = var
+        for name in ("BR01.BATCH_ID", "BR01.PHASE", "BR01.RECIPE"):
+            self.nodes[name] = await obj.add_variable(ua.NodeId(name, idx), name,
+                                                      ua.Variant("", ua.VariantType.String))
+        await s.start()
+
+    async def stop(self) -> None:
+        await self.server.stop()
+
+    async def write(self, name: str, value, ts: datetime) -> None:
+        vt = ua.VariantType.String if isinstance(value, str) else ua.VariantType.Double
+        await self.nodes[name].write_value(
+            ua.DataValue(ua.Variant(value, vt), SourceTimestamp=ts, ServerTimestamp=ts))
+
+
+def utc(us: int) -> datetime:
+    return datetime(1970, 1, 1, tzinfo=timezone.utc) + timedelta(microseconds=us)
+
+
+class Collector:
+    """Subscribes to every topic of one prefix and decodes what arrives (test side)."""
+
+    def __init__(self, mqtt_url: str, prefix: str):
+        url = urlsplit(mqtt_url)
+        self.prefix = prefix
+        self.messages: list[tuple[str, object, bool]] = []  # (topic, message, retained)
+        self.errors: list[str] = []
+        self._lock = threading.Lock()
+        self._ready = threading.Event()
+        c = self.client = paho.Client(CallbackAPIVersion.VERSION2, client_id=f"bwtest-{uuid.uuid4().hex[:8]}")
+        c.on_connect = lambda *a: c.subscribe(f"{prefix}/#", qos=1)
+        c.on_subscribe = lambda *a: self._ready.set()
+        c.on_message = self._on_message
+        c.connect(url.hostname, url.port or 1883)
+        c.loop_start()
+        if not self._ready.wait(10):
+            raise RuntimeError("collector could not subscribe")
+
+    def _on_message(self, client, userdata, msg) -> None:
+        try:
+            m = decode(msg.payload)
+        except Exception as err:  # noqa: BLE001 - recorded and asserted on by the tests
+            with self._lock:
+                self.errors.append(f"{msg.topic}: {err}")
+            return
+        with self._lock:
+            self.messages.append((msg.topic, m, bool(msg.retain)))
+
+    def of(self, kind: str) -> list:
+        with self._lock:
+            return [m for t, m, _ in self.messages if t.endswith("/" + kind)]
+
+    def data(self) -> list[DataMessage]:
+        return self.of("data")
+
+    def samples(self, tag: str) -> list:
+        """(sample, message) pairs of one tag, first arrival of each message only."""
+        seen, out = set(), []
+        for m in self.data():
+            if (m.session, m.seq) in seen:
+                continue
+            seen.add((m.session, m.seq))
+            out += [(s, m) for s in m.samples if s.tag == tag]
+        return out
+
+    def ack(self, site: str, edge: str, session: str, ranges) -> None:
+        payload = encode(AckMessage(edge=edge, session=session, ranges=tuple(ranges), sent=now_micros()))
+        self.client.publish(topic("ack", site, edge, self.prefix), payload, qos=1).wait_for_publish(10)
+
+    def close(self) -> None:
+        self.client.loop_stop()
+        self.client.disconnect()
+
+
+class ModbusDevice:
+    """A minimal Modbus TCP server written for the tests: function codes 1-4 from dicts,
+    exception 2 for addresses it does not have, and a switch to stop answering."""
+
+    def __init__(self, port: int, unit_id: int = 1):
+        self.port = port
+        self.unit_id = unit_id
+        self.holding: dict[int, int] = {}
+        self.input: dict[int, int] = {}
+        self.coils: dict[int, bool] = {}
+        self.discrete: dict[int, bool] = {}
+        self.requests = 0
+        self.silent = False
+        self._server: asyncio.base_events.Server | None = None
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", self.port)
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                head = await reader.readexactly(7)
+                tid, pid, length, unit = struct.unpack(">HHHB", head)
+                pdu = await reader.readexactly(length - 1)
+                self.requests += 1
+                if self.silent:
+                    continue
+                fc, addr, count = struct.unpack(">BHH", pdu[:5])
+                table = {1: self.coils, 2: self.discrete, 3: self.holding, 4: self.input}.get(fc)
+                if table is None or any(a not in table for a in range(addr, addr + count)):
+                    body = struct.pack(">BB", fc | 0x80, 2 if table is not None else 1)
+                elif fc in (1, 2):
+                    bits = [table[a] for a in range(addr, addr + count)]
+                    packed = bytearray((count + 7) // 8)
+                    for i, b in enumerate(bits):
+                        if b:
+                            packed[i // 8] |= 1 << (i % 8)
+                    body = struct.pack(">BB", fc, len(packed)) + bytes(packed)
+                else:
+                    regs = [table[a] for a in range(addr, addr + count)]
+                    body = struct.pack(">BB", fc, 2 * count) + struct.pack(f">{count}H", *regs)
+                writer.write(struct.pack(">HHHB", tid, pid, len(body) + 1, unit) + body)
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
