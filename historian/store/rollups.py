@@ -14,7 +14,7 @@ from datetime import datetime
 
 import psycopg
 
-from .rows import HOUR_US, from_us
+from .rows import HOUR_US, MINUTE_US, from_us
 
 _FINITE = "value IS NOT NULL AND value NOT IN ('NaN', 'Infinity', '-Infinity')"
 
@@ -31,7 +31,8 @@ FROM (
     FROM unnest(%s::int4[], %s::timestamptz[]) AS t(tag_id, bucket)
     JOIN batchwire.samples s
       ON s.tag_id = t.tag_id AND s.ts >= t.bucket AND s.ts < t.bucket + INTERVAL '1 minute'
-    WHERE s.{_FINITE.replace('value NOT', 's.value NOT')}
+    -- constant bounds let the planner prune partitions instead of probing every one per key
+    WHERE s.ts >= %s AND s.ts < %s AND s.{_FINITE.replace('value NOT', 's.value NOT')}
     WINDOW w AS (PARTITION BY t.tag_id, t.bucket ORDER BY s.ts)
 ) x
 GROUP BY tag_id, bucket
@@ -77,7 +78,10 @@ def refresh(cur: psycopg.Cursor, minute_keys: set[tuple[int, int]]) -> None:
     """Recompute the rollup rows for the given (tag_id, minute-start µs) keys and their hours."""
     if not minute_keys:
         return
-    cur.execute(ROLLUP_1M_SQL, _columns(minute_keys))
+    tags, buckets = _columns(minute_keys)
+    lo = min(k[1] for k in minute_keys)
+    hi = max(k[1] for k in minute_keys) + MINUTE_US
+    cur.execute(ROLLUP_1M_SQL, (tags, buckets, from_us(lo), from_us(hi)))
     hours = {(tag, m - m % HOUR_US) for tag, m in minute_keys}
     cur.execute(ROLLUP_1H_SQL, _columns(hours))
 

@@ -1,0 +1,55 @@
+"""Storage figures for `batchwire db stats` (and the API, if it wants them)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import psycopg
+
+from .backend import installed_backend
+
+
+def storage_stats(dsn: str) -> dict[str, Any]:
+    """rows, bytes, bytes_per_sample, partitions (or chunks), compression ratio (TimescaleDB),
+    rollup lag (newest raw sample vs newest rollup bucket), quarantine and ingest-log counts."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        backend = installed_backend(conn)
+        if backend is None:
+            raise LookupError("no batchwire schema in this database: run `batchwire db migrate`")
+        out: dict[str, Any] = {"backend": backend.value}
+        # reltuples is an estimate kept by ANALYZE/VACUUM: exact counts of billions of rows are not cheap
+        if backend.value == "plain":
+            parts = conn.execute(
+                "SELECT c.relname, pg_total_relation_size(c.oid), greatest(c.reltuples, 0)::bigint "
+                "FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+                "WHERE i.inhparent = 'batchwire.samples'::regclass ORDER BY c.relname").fetchall()
+            out["partitions"] = len(parts)
+            out["default_partition_rows"] = conn.execute(
+                "SELECT count(*) FROM batchwire.samples_default").fetchone()[0]
+            size = sum(p[1] for p in parts)
+            rows = sum(p[2] for p in parts)
+            out["compression_ratio"] = None
+        else:
+            size = conn.execute("SELECT hypertable_size('batchwire.samples')").fetchone()[0] or 0
+            out["chunks"] = conn.execute(
+                "SELECT count(*) FROM timescaledb_information.chunks "
+                "WHERE hypertable_schema = 'batchwire' AND hypertable_name = 'samples'").fetchone()[0]
+            before, after = conn.execute(
+                "SELECT sum(before_compression_total_bytes), sum(after_compression_total_bytes) "
+                "FROM hypertable_compression_stats('batchwire.samples')").fetchone()
+            out["compression_ratio"] = round(before / after, 2) if before and after else None
+            rows = conn.execute("SELECT approximate_row_count('batchwire.samples')").fetchone()[0]
+        if rows < 100_000:  # small enough to count exactly
+            rows = conn.execute("SELECT count(*) FROM batchwire.samples").fetchone()[0]
+        out["rows"] = int(rows)
+        out["bytes"] = int(size)
+        out["bytes_per_sample"] = round(size / rows, 1) if rows else None
+        newest_raw = conn.execute("SELECT max(ts) FROM batchwire.samples").fetchone()[0]
+        for name in ("samples_1m", "samples_1h"):
+            newest = conn.execute(f"SELECT max(last_ts) FROM batchwire.{name}").fetchone()[0]
+            lag = (newest_raw - newest).total_seconds() if newest_raw and newest else None
+            out[f"{name}_lag_s"] = lag
+        out["ingest_log_messages"] = conn.execute("SELECT count(*) FROM batchwire.ingest_log").fetchone()[0]
+        out["quarantined"] = conn.execute("SELECT count(*) FROM batchwire.quarantine").fetchone()[0]
+        out["tags"] = conn.execute("SELECT count(*) FROM batchwire.tags").fetchone()[0]
+        return out
