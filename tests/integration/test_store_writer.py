@@ -137,3 +137,16 @@ def test_sample_outside_partitions_lands_in_default_then_moves(writer, db):
     with psycopg.connect(db) as conn:
         dropped = conn.execute("SELECT * FROM batchwire.drop_partitions_before('2001-02-05')").fetchall()
     assert dropped == [("samples_20010203",)]
+
+
+def test_unreachable_database_is_store_unavailable():
+    from historian.store import StoreUnavailable
+    from historian.store.backend import Backend
+    from tests.conftest import free_port
+
+    pool = open_pool(f"postgresql://root@127.0.0.1:{free_port()}/none")
+    pool.open(wait=False)
+    w = Writer(pool, Backend.PLAIN, timeout=1.0)
+    with pytest.raises(StoreUnavailable):
+        w.write(WriteBatch(births=[birth("T1")]))
+    pool.close()
