@@ -1,0 +1,176 @@
+"""Thin asyncua server shell: builds the address space from the catalog and publishes readings.
+
+Address space: Objects / ``Plant`` / one folder per unit / one variable per signal, each with a
+string node id ``<UNIT>.<SIGNAL>`` in namespace ``urn:batchwire:sim``, a Description, and for
+numbers the ``EngineeringUnits`` (EUInformation, UNECE codes) and ``EURange`` properties.
+Only the unsecured endpoint (SecurityPolicy None) is offered: the simulator is a test fixture.
+Client writes to setpoints are forwarded to ``on_write(tag, value)`` (an operator action).
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timezone
+from typing import Callable
+
+from asyncua import Server, ua
+from asyncua.common.callback import CallbackType
+
+from simulators.catalog import NAMESPACE_URI, Catalog, Signal
+
+log = logging.getLogger(__name__)
+
+_VARIANT = {"float": ua.VariantType.Double, "int": ua.VariantType.Int32, "bool": ua.VariantType.Boolean,
+            "string": ua.VariantType.String}
+_DEFAULT = {"float": 0.0, "int": 0, "bool": False, "string": ""}
+
+# engineering unit -> UNECE Rec 20 common code (OPC UA Part 8, 5.6.3)
+_UNECE = {"degC": "CEL", "%": "P1", "rpm": "RPM", "L/min": "L2", "L": "LTR", "mL": "MLT", "L/h": "E32",
+          "g/L": "GL", "mmol/L": "M33", "mmHg": "HN", "1/h": "H10", "g": "GRM", "kg": "KGM", "Pa": "PAL",
+          "mbar": "MBR", "mL/min": "41", "s": "SEC", "pH": "", "1e6 cells/mL": "", "mmol/L/h": ""}
+
+
+def unece_id(code: str) -> int:
+    """OPC UA UnitId for a UNECE common code (Part 8: bytes of the code, big-endian); -1 if none."""
+    if not code:
+        return -1
+    value = 0
+    for ch in code:
+        value = (value << 8) | ord(ch)
+    return value
+
+
+def eu_information(eng_unit: str) -> ua.EUInformation:
+    return ua.EUInformation(NamespaceUri="http://www.opcfoundation.org/UA/units/un/cefact",
+                            UnitId=unece_id(_UNECE.get(eng_unit, "")),
+                            DisplayName=ua.LocalizedText(eng_unit), Description=ua.LocalizedText(eng_unit))
+
+
+class OpcUaServerError(RuntimeError):
+    """The OPC UA server could not start (e.g. the port is taken)."""
+
+
+class OpcUaServer:
+    """One asyncua server exposing the OPC UA part of a catalog."""
+
+    def __init__(self, host: str, port: int, catalog: Catalog, on_write: Callable[[str, object], None]) -> None:
+        self.host = host
+        self.port = port
+        self.catalog = catalog
+        self.on_write = on_write
+        self.endpoint = f"opc.tcp://{host}:{port}/batchwire/"
+        self._server: Server | None = None
+        self._ns = 0
+        self._nodes: dict[str, ua.NodeId] = {}
+        self._tags: dict[ua.NodeId, str] = {}
+        self._sigs: dict[str, Signal] = {}
+        self._last: dict[str, tuple[object, int, datetime]] = {}
+
+    async def start(self) -> None:
+        server = Server()
+        await server.init()
+        server.set_endpoint(self.endpoint)
+        server.set_server_name("batchwire simulated plant")
+        server.set_security_policy([ua.SecurityPolicyType.NoSecurity])
+        self._ns = await server.register_namespace(NAMESPACE_URI)
+        await self._build(server)
+        server.subscribe_server_callback(CallbackType.PostWrite, self._post_write)
+        try:
+            await server.start()
+        except OSError as err:
+            raise OpcUaServerError(f"cannot serve OPC UA at {self.endpoint}: {err}") from err
+        self._server = server
+        self._last.clear()
+
+    async def stop(self) -> None:
+        server, self._server = self._server, None
+        if server is not None:
+            try:
+                await server.stop()
+            except Exception:  # noqa: BLE001 - stopping must not mask the reason we stop
+                log.exception("error while stopping the OPC UA server")
+
+    @property
+    def running(self) -> bool:
+        return self._server is not None
+
+    async def _build(self, server: Server) -> None:
+        ns = self._ns
+        plant = await server.nodes.objects.add_folder(ua.NodeId("Plant", ns), ua.QualifiedName("Plant", ns))
+        folders = {}
+        self._nodes.clear()
+        self._tags.clear()
+        for sig in self.catalog.opcua():
+            if sig.unit not in folders:
+                folders[sig.unit] = await plant.add_folder(ua.NodeId(sig.unit, ns), ua.QualifiedName(sig.unit, ns))
+            identifier = sig.node_id[2:] if sig.node_id and sig.node_id.startswith("s=") else sig.name
+            nodeid = ua.NodeId(identifier, ns)
+            var = await folders[sig.unit].add_variable(nodeid, ua.QualifiedName(sig.signal, ns),
+                                                       ua.Variant(_DEFAULT[sig.datatype], _VARIANT[sig.datatype]))
+            await var.write_attribute(ua.AttributeIds.Description,
+                                      ua.DataValue(ua.Variant(ua.LocalizedText(sig.description),
+                                                              ua.VariantType.LocalizedText)))
+            if sig.datatype in ("float", "int"):
+                if sig.eng_unit:
+                    await var.add_property(ua.NodeId(f"{identifier}.EngineeringUnits", ns),
+                                           ua.QualifiedName("EngineeringUnits", 0), eu_information(sig.eng_unit))
+                if sig.low is not None and sig.high is not None:
+                    await var.add_property(ua.NodeId(f"{identifier}.EURange", ns), ua.QualifiedName("EURange", 0),
+                                           ua.Range(Low=float(sig.low), High=float(sig.high)))
+            if sig.writable:
+                await var.set_writable(True)
+            self._nodes[sig.name] = nodeid
+            self._tags[nodeid] = sig.name
+            self._sigs[sig.name] = sig
+
+    async def _post_write(self, event, _dispatcher) -> None:
+        for wv, result in zip(event.request_params.NodesToWrite, event.response_params or []):
+            if int(wv.AttributeId) != ua.AttributeIds.Value.value or not result.is_good():
+                continue
+            tag = self._tags.get(wv.NodeId)
+            if tag is None or not self._sigs[tag].writable:
+                continue
+            self._last.pop(tag, None)   # republish the model's value even if the write is rejected
+            value = wv.Value.Value.Value if wv.Value and wv.Value.Value else None
+            try:
+                self.on_write(tag, value)
+            except ValueError as err:
+                log.warning("rejected write to %s: %s", tag, err)
+
+    async def publish(self, readings: dict, timestamps: Callable[[str], datetime]) -> int:
+        """Write every reading that changed (value or status); return how many were written."""
+        server = self._server
+        if server is None:
+            return 0
+        now = datetime.now(timezone.utc)
+        written = 0
+        for tag, nodeid in self._nodes.items():
+            reading = readings.get(tag)
+            if reading is None:
+                continue
+            sig = self._sigs[tag]
+            value, status = reading.value, reading.status
+            last = self._last.get(tag)
+            if last is not None and last[0] == value and last[1] == status:
+                continue
+            if sig.datatype == "float":
+                value = float(value)
+            elif sig.datatype == "int":
+                value = int(value)
+            ts = timestamps(sig.unit)
+            dv = ua.DataValue(ua.Variant(value, _VARIANT[sig.datatype]), ua.StatusCode(status),
+                              SourceTimestamp=ts, ServerTimestamp=now)
+            await server.write_attribute_value(nodeid, dv)
+            self._last[tag] = (reading.value, reading.status, ts)
+            written += 1
+        return written
+
+    def drop_connections(self) -> int:
+        """Abort every client connection (clients see the socket close); return how many."""
+        server = self._server
+        if server is None:
+            return 0
+        transports = list(server.iserver.asyncio_transports)
+        for transport in transports:
+            transport.abort()
+        return len(transports)
