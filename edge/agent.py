@@ -175,7 +175,13 @@ class EdgeAgent:
             await asyncio.sleep(0.05)
         self._stop_requested.set()
         self._wake_deliver.set()
-        await _finish(self._tasks, timeout=10)
+        acks = self._tasks[2]
+        await _finish([t for t in self._tasks if t is not acks], timeout=10)
+        # acknowledgements that arrived are applied; waiting for more has no end
+        settle = time.monotonic() + 5
+        while not self._acks.empty() and not acks.done() and time.monotonic() < settle:
+            await asyncio.sleep(0.01)
+        await _finish([acks], timeout=0)
         if self.outbox is not None:
             await asyncio.to_thread(self.outbox.close)
 

@@ -14,7 +14,7 @@ import logging
 import time
 
 from pymodbus.client import AsyncModbusTcpClient
-from pymodbus.exceptions import ConnectionException, ModbusException
+from pymodbus.exceptions import ConnectionException, ModbusException, ModbusIOException
 
 from edge.config import ModbusSource as ModbusSettings
 from edge.contract.messages import TagInfo, now_micros
@@ -113,6 +113,9 @@ class ModbusSource:
                 failure = quality.timeout()
             except ConnectionException:
                 failure = quality.not_connected()
+            except ModbusIOException:
+                # pymodbus reports "no response within the timeout" this way
+                failure = quality.timeout()
             except (ModbusException, OSError) as err:
                 log.debug("Modbus source %s: block %s: %s", self.name, block, err)
                 failure = quality.communication_error()

@@ -142,6 +142,7 @@ class ModbusDevice:
         self.requests = 0
         self.silent = False
         self._server: asyncio.base_events.Server | None = None
+        self._writers: set[asyncio.StreamWriter] = set()
 
     async def start(self) -> None:
         self._server = await asyncio.start_server(self._serve, "127.0.0.1", self.port)
@@ -149,9 +150,12 @@ class ModbusDevice:
     async def stop(self) -> None:
         if self._server is not None:
             self._server.close()
+            for w in list(self._writers):  # a stopped device also drops its connections
+                w.close()
             await self._server.wait_closed()
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._writers.add(writer)
         try:
             while True:
                 head = await reader.readexactly(7)
@@ -176,7 +180,8 @@ class ModbusDevice:
                     body = struct.pack(">BB", fc, 2 * count) + struct.pack(f">{count}H", *regs)
                 writer.write(struct.pack(">HHHB", tid, pid, len(body) + 1, unit) + body)
                 await writer.drain()
-        except (asyncio.IncompleteReadError, ConnectionError):
+        except (asyncio.IncompleteReadError, ConnectionError, asyncio.CancelledError):
             pass
         finally:
+            self._writers.discard(writer)
             writer.close()
