@@ -29,16 +29,22 @@ class _FieldHistory:
 
     def record(self, ts: int, value: str | None) -> bool:
         """Add an observation; returns True when it changes the history."""
-        i = bisect.bisect_right(self.times, ts)
-        if i and self.values[i - 1] == value:
-            return False  # a repeat of the value already in force
-        if i and self.times[i - 1] == ts:
-            self.values[i - 1] = value  # same instant: the later notification wins
+        times, values = self.times, self.values
+        i = bisect.bisect_right(times, ts)
+        if i and times[i - 1] == ts:
+            if values[i - 1] == value:
+                return False
+            values[i - 1] = value  # same instant: the later notification wins
+        elif i == len(times) and i >= 2 and values[i - 1] == value and values[i - 2] == value:
+            # A polled source repeats its context every poll: keep a run of equal values as
+            # its first and latest observation, so repeats do not push real changes out of
+            # the bounded history, and a late change inside the run still lands correctly.
+            times[i - 1] = ts
         else:
-            self.times.insert(i, ts)
-            self.values.insert(i, value)
-        if len(self.times) > self.limit:
-            del self.times[0], self.values[0]
+            times.insert(i, ts)
+            values.insert(i, value)
+            if len(times) > self.limit:
+                del times[0], values[0]
         return True
 
     def at(self, ts: int) -> str | None:
