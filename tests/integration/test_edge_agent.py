@@ -180,3 +180,19 @@ async def test_captures_durably_while_broker_unreachable(plant, collector, mqtt_
         assert all(m.historical for m in collector.data() if m.seq in owed)
         values = {s.value for s, _ in collector.samples("BR01.TEMP")}
         assert {100.0 + i for i in range(10)} <= values
+
+
+async def test_run_agent_until_stop(collector, mqtt_url, topic_prefix, tmp_path):
+    import asyncio
+
+    from edge.agent import run_agent
+
+    cfg = parse_config({"edge": {"id": "gw-run", "site": SITE, "data_dir": str(tmp_path / "o")},
+                        "mqtt": {"url": mqtt_url, "topic_prefix": topic_prefix}})
+    stop = asyncio.Event()
+    task = asyncio.create_task(run_agent(cfg, stop=stop))
+    await wait_until(lambda: any(m.state == "online" for m in collector.of("state")), what="online")
+    assert collector.of("birth")[-1].tags == ()
+    stop.set()
+    await asyncio.wait_for(task, 30)
+    assert collector.of("state")[-1].state == "offline"
