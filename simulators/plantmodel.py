@@ -211,7 +211,8 @@ class PlantModel:
             if spec.kind == "modbus_exception" and spec.magnitude is not None and not 1 <= spec.magnitude <= 11:
                 raise FaultError("fault modbus_exception: magnitude is the exception code 1..11")
         elif spec.kind == "clock_skew":
-            self._info(spec.target)
+            if self._info(spec.target).protocol != "opcua":
+                raise FaultError("fault clock_skew: Modbus carries no timestamps; target an OPC UA unit")
         elif spec.kind == "contamination":
             if not isinstance(self.units.get(spec.target), Bioreactor):
                 raise FaultError(f"fault contamination: {spec.target!r} is not a bioreactor")

@@ -47,7 +47,7 @@ SIGNALS: tuple[SignalSpec, ...] = (
     f("TEMP", "degC", "Culture temperature", 0, 50, 0.02),
     sp("TEMP_SP", "degC", "Temperature setpoint", 4, 45),
     f("JACKET_TEMP", "degC", "Jacket temperature", 0, 60, 0.05),
-    f("PH", "pH", "Culture pH", 6.0, 8.0, 0.004),
+    f("PH", "pH", "Culture pH", 5.0, 9.0, 0.004),
     sp("PH_SP", "pH", "pH setpoint (deadband +-0.03 on the base side)", 6.5, 7.8),
     f("DO", "%", "Dissolved oxygen, % of air saturation", 0, 100, 0.3),
     sp("DO_SP", "%", "Dissolved oxygen setpoint", 0, 100),
@@ -459,8 +459,9 @@ class Bioreactor:
         lac_used = min(k.q_lac_up * lac / (lac + 0.5) * (1.0 - mu / k.mu_max) * s.cells_v * h,
                        s.lac_g + lac_made)
         # contaminant: fast-growing, oxygen-hungry, acid-producing
-        d_bact = 0.8 * s.bacteria * glc / (glc + 0.1) * h
-        bact_acid = 0.004 * s.bacteria * h       # mmol H+ per unit
+        # logistic growth to a carrying capacity of 50 units/L
+        d_bact = 0.8 * s.bacteria * glc / (glc + 0.1) * max(0.0, 1.0 - bact / 50.0) * h
+        bact_acid = 0.6 * s.bacteria * h / v     # mmol/L of organic acid
         s.our = (k.q_o2 * xv * f_do + 2.0 * bact * s.do / (s.do + 1.0))
         our = s.our
 
@@ -482,7 +483,8 @@ class Bioreactor:
         acid_mmol = (lac_made - lac_used) / LAC_G_PER_MMOL + bact_acid * v
         amm_mmol = k.y_amm_gln * q_gln + gln_decay
         d_hco3 = -acid_mmol + amm_mmol
-        d_hco3 = max(d_hco3, -0.95 * s.hco3_mmol)
+        # other buffers (phosphate, proteins) take over below ~0.5 mM bicarbonate
+        d_hco3 = max(d_hco3, min(0.0, 0.5 * v - s.hco3_mmol))
         s.hco3_mmol += d_hco3
         s.co2_mmol = max(0.0, s.co2_mmol - d_hco3)
         lg.hco3_reacted += d_hco3

@@ -161,3 +161,12 @@ def test_operator_setpoint_write_is_followed():
         m.write("BR01.TEMP", 1.0)
     with pytest.raises(ValueError, match="outside"):
         m.write("BR01.PH_SP", 12.0)
+
+
+def test_status_constants_match_the_opc_ua_specification():
+    from asyncua.ua.status_codes import StatusCodes
+
+    from simulators import status
+
+    for name, code in status.BY_NAME.items():
+        assert getattr(StatusCodes, name) == code, name
