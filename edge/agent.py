@@ -115,6 +115,7 @@ class EdgeAgent:
         self._started = False
 
         self.captured = 0
+        self._committing = 0  # samples sealed and on their way into the outbox
         self.published = 0
         self.acknowledged = 0
         self.dropped_this_run = 0
@@ -212,7 +213,7 @@ class EdgeAgent:
             "dropped_messages": box.dropped_messages if box else 0,
             "backlog": box.count if box else 0,
             "backlog_bytes": box.bytes if box else 0,
-            "buffered": len(self.batcher),
+            "buffered": len(self.batcher) + self._committing,  # samples not yet durable
             "in_flight": self.delivery.in_flight,
             "resent": self.delivery.resent,
             "connected": bool(self._link is not None and self._link.connected),
@@ -284,9 +285,12 @@ class EdgeAgent:
 
     async def _commit(self, batches: list[SealedBatch]) -> None:
         assert self.outbox is not None
+        pending = sum(len(b.samples) for b in batches)
+        self._committing += pending
         while True:
             try:
                 result = await asyncio.to_thread(self.outbox.append, batches)
+                self._committing -= pending
                 break
             except EdgeError as err:
                 # keep the samples in memory and retry: a full disk or a locked file may clear
