@@ -35,15 +35,17 @@ def sample(tag: str, ts: int, value, quality: int = 0, ctx: str | None = "c") ->
     return Sample(tag, ts, value, quality, ctx)
 
 
-def _timescale_available() -> bool:
+def timescale_usable() -> tuple[bool, str]:
+    """Whether the test server can host the TimescaleDB backend, and why (not)."""
+    from historian.store.backend import detect_backend_reason
     from tests.conftest import PG_ADMIN_DSN
 
     try:
         with psycopg.connect(PG_ADMIN_DSN, connect_timeout=3) as conn:
-            return conn.execute(
-                "SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb'").fetchone() is not None
-    except psycopg.Error:
-        return False
+            backend, why = detect_backend_reason(conn)
+    except psycopg.Error as err:
+        return False, f"cannot ask the test server: {err}"
+    return backend is Backend.TIMESCALEDB, why
 
 
 @pytest.fixture(params=[
@@ -52,8 +54,10 @@ def _timescale_available() -> bool:
 ])
 def db(request, fresh_db) -> str:
     """A migrated database, once per storage backend (TimescaleDB skips where absent)."""
-    if request.param is Backend.TIMESCALEDB and not _timescale_available():
-        pytest.skip("the timescaledb extension is not available on the test PostgreSQL server")
+    if request.param is Backend.TIMESCALEDB:
+        usable, why = timescale_usable()
+        if not usable:
+            pytest.skip(f"TimescaleDB backend not usable on the test server: {why}")
     migrate(fresh_db, backend=request.param)
     return fresh_db
 

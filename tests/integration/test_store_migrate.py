@@ -59,3 +59,32 @@ def test_plain_partitions_created_ahead_with_default(fresh_db):
         for d in (today - timedelta(days=1), today, today + timedelta(days=3)):
             assert f"samples_{d:%Y%m%d}" in parts
         assert "samples_default" in parts
+
+
+def test_detected_backend_is_one_the_server_can_create(fresh_db, caplog):
+    """Whatever the server (TimescaleDB preloaded, available only, or absent), the detected
+    backend migrates: TimescaleDB is chosen only where CREATE EXTENSION really works."""
+    import logging
+
+    from historian.store.backend import detect_backend
+
+    with psycopg.connect(fresh_db, autocommit=True) as conn:
+        with caplog.at_level(logging.INFO, logger="historian.store.backend"):
+            backend = detect_backend(conn)
+        assert any("storage backend" in r.message for r in caplog.records)
+        available = conn.execute(
+            "SELECT EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb')").fetchone()[0]
+        if backend is Backend.PLAIN and available:
+            # available but not preloaded: the extension indeed cannot be created
+            try:
+                conn.execute("CREATE EXTENSION timescaledb")
+            except psycopg.Error:
+                pass
+            else:  # pragma: no cover - would mean detection was too cautious
+                raise AssertionError("timescaledb was creatable but plain was chosen")
+    assert migrate(fresh_db)[:2] == ["0001_core", "0002_samples"]
+    with psycopg.connect(fresh_db) as conn:
+        recorded = conn.execute("SELECT DISTINCT backend FROM batchwire.schema_migrations").fetchall()
+        assert recorded == [(backend.value,)]
+        if backend is Backend.TIMESCALEDB:
+            assert conn.execute("SELECT count(*) FROM pg_extension WHERE extname = 'timescaledb'").fetchone() == (1,)
