@@ -31,13 +31,13 @@ def storage_stats(dsn: str) -> dict[str, Any]:
             out["compression_ratio"] = None
         else:
             size = conn.execute("SELECT hypertable_size('batchwire.samples')").fetchone()[0] or 0
-            out["chunks"] = conn.execute(
-                "SELECT count(*) FROM timescaledb_information.chunks "
-                "WHERE hypertable_schema = 'batchwire' AND hypertable_name = 'samples'").fetchone()[0]
+            out["chunks"], out["compressed_chunks"] = conn.execute(
+                "SELECT count(*), count(*) FILTER (WHERE is_compressed) FROM timescaledb_information.chunks "
+                "WHERE hypertable_schema = 'batchwire' AND hypertable_name = 'samples'").fetchone()
             before, after = conn.execute(
                 "SELECT sum(before_compression_total_bytes), sum(after_compression_total_bytes) "
                 "FROM hypertable_compression_stats('batchwire.samples')").fetchone()
-            out["compression_ratio"] = round(before / after, 2) if before and after else None
+            out["compression_ratio"] = round(float(before) / float(after), 2) if before and after else None
             rows = conn.execute("SELECT approximate_row_count('batchwire.samples')").fetchone()[0]
         if rows < 100_000:  # small enough to count exactly
             rows = conn.execute("SELECT count(*) FROM batchwire.samples").fetchone()[0]
