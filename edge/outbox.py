@@ -312,6 +312,16 @@ class Outbox:
             self._conn.execute("ROLLBACK")
         except sqlite3.Error:
             pass  # no transaction open: nothing to undo
+        # the in-memory counters may have moved before the failure: take them from the file
+        try:
+            meta = dict(self._conn.execute("SELECT key, value FROM meta"))
+            self.next_seq = int(meta["next_seq"])
+            self.dropped_messages = int(meta.get("dropped_messages", 0))
+            self.dropped_samples = int(meta.get("dropped_samples", 0))
+            self.count, self.bytes = self._conn.execute(
+                "SELECT count(*), coalesce(sum(size), 0) FROM messages").fetchone()
+        except sqlite3.Error:
+            pass  # the file itself is failing; the next operation reports it
 
 
 def reset(directory: str | Path) -> None:

@@ -31,9 +31,8 @@ def context_value(words: Sequence[int], spec: ContextRegister) -> str | None:
         return registers.decode_text(words) or None
     n = registers.register_count(spec.encoding)
     number = registers.decode(list(words[:n]), spec.encoding, spec.word_order)
-    if number in spec.names:
-        return spec.names[number]
-    return spec.format.format(number)
+    text = spec.names[number] if number in spec.names else spec.format.format(number)
+    return text or None  # an empty name means "none" (e.g. idle)
 
 
 class PollPlan:

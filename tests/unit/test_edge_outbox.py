@@ -131,3 +131,18 @@ def test_age_bound_drops_old_messages(tmp_path):
     assert ev.detail["reason"] == "max_age" and ev.tags == ("A",)
     assert box.pending_seqs() == [2]
     box.close()
+
+
+def test_failed_commit_changes_nothing(tmp_path):
+    box = open_box(tmp_path, max_bytes=64 * 1024)
+    box.append([batch("A", 0)])
+    before = (box.next_seq, box.count, box.bytes)
+    # a conflicting row makes the transaction fail half-way
+    box._conn.execute("INSERT INTO messages VALUES (3, 0, 0, 0, 0, '[]', 1, x'00')")
+    with pytest.raises(OutboxError):
+        box.append([batch("B", 0), batch("C", 0)])
+    assert box.next_seq == before[0]
+    # the counters follow the file: the stray row is there, nothing of the failed group
+    assert (box.count, box.bytes) == (before[1] + 1, before[2] + 1)
+    assert box.pending_seqs() == [1, 3]
+    box.close()
