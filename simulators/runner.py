@@ -59,6 +59,7 @@ class PlantRunner:
         self._tick = asyncio.Condition()
         self._wall0 = 0.0
         self.ticks = 0
+        self.opcua_writes = 0          # OPC UA value updates written since start
         self.last_publish_s = 0.0
         self.readings_now: dict[str, Reading] = {}
 
@@ -181,7 +182,7 @@ class PlantRunner:
         for img in self._images.values():
             img.render(readings)
         if self._opcua is not None and self._opcua.running:
-            await self._opcua.publish(readings, self._timestamp)
+            self.opcua_writes += await self._opcua.publish(readings, self._timestamp)
         self.last_publish_s = time.monotonic() - began
         async with self._tick:
             self.ticks += 1
