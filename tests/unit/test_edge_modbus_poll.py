@@ -69,3 +69,15 @@ def test_quality_mapping():
     assert not q.is_good(quality.communication_error())
     assert quality.opcua_status(None) == 0
     assert quality.opcua_status(0x80340000) == 0x80340000
+
+
+def test_context_value_names_and_format():
+    from edge.config import ContextRegister
+    from edge.sources.modbus_poll import context_value
+
+    lot = ContextRegister(table="input", address=1, encoding="uint32", format="C-{:04d}", names={0: ""})
+    assert context_value(encode(17, "uint32"), lot) == "C-0017"
+    assert context_value([0, 0], lot) is None  # empty name: no batch
+    phase = ContextRegister(address=0, names={1: "prime"})
+    assert context_value([1], phase) == "prime"
+    assert context_value([9], phase) == "9"
