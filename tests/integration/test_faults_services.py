@@ -1,0 +1,71 @@
+"""Fault suite: the broker and the database stop under load and come back.
+
+Each test owns the service it stops (a Mosquitto or a PostgreSQL cluster started here,
+never the machine's shared ones) and passes when the database holds exactly the samples
+the simulated equipment produced: 0 lost, 0 duplicated, with no manual action.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from tests.faults.harness import Pipeline, conclude, now_us
+from tests.faults.services import OwnMosquitto, OwnPostgres
+
+pytestmark = [pytest.mark.slow]
+
+BROKER_OUTAGE_S = 30  # the issue asks for 30-60 s
+DB_OUTAGE_S = 20
+
+
+@pytest.mark.timeout(420)
+async def test_broker_stopped_and_restarted(fresh_db, tmp_path, tmp_path_factory):
+    broker = OwnMosquitto(tmp_path / "mosquitto")
+    broker.start()
+    pipe = Pipeline(tmp_path, db=fresh_db, broker=broker.url)
+    try:
+        await pipe.start()
+        await pipe.run_for(10)
+        await asyncio.to_thread(broker.stop)
+        await pipe.run_for(BROKER_OUTAGE_S)
+        await asyncio.to_thread(broker.start)
+        end, end_us = time.monotonic(), now_us()
+        recovery = await pipe.recovery(end, end_us)
+        await pipe.run_for(5)
+        await conclude(pipe, f"broker stopped {BROKER_OUTAGE_S}s", basetemp=tmp_path_factory.getbasetemp(),
+                       recovery_s=recovery, detail={"outage_s": BROKER_OUTAGE_S})
+    finally:
+        await pipe.close()
+        broker.kill()
+
+
+@pytest.mark.skipif(not OwnPostgres.available(), reason="PostgreSQL server binaries (initdb) not installed")
+@pytest.mark.timeout(420)
+async def test_postgres_stopped_immediately_and_restarted(tmp_path, tmp_path_factory):
+    pg = OwnPostgres(tmp_path / "pg")
+    broker = OwnMosquitto(tmp_path / "mosquitto")
+    pipe = None
+    try:
+        await asyncio.to_thread(pg.init)
+        await asyncio.to_thread(pg.start)
+        broker.start()
+        pipe = Pipeline(tmp_path, db=pg.dsn, broker=broker.url)
+        await pipe.start()
+        await pipe.run_for(10)
+        await asyncio.to_thread(pg.stop, "immediate")
+        await pipe.run_for(DB_OUTAGE_S)
+        await asyncio.to_thread(pg.start)
+        end, end_us = time.monotonic(), now_us()
+        recovery = await pipe.recovery(end, end_us)
+        await pipe.run_for(5)
+        await conclude(pipe, f"postgres -m immediate {DB_OUTAGE_S}s",
+                       basetemp=tmp_path_factory.getbasetemp(), recovery_s=recovery,
+                       detail={"outage_s": DB_OUTAGE_S})
+    finally:
+        if pipe is not None:
+            await pipe.close()
+        broker.kill()
+        await asyncio.to_thread(pg.destroy)
