@@ -18,7 +18,6 @@ from urllib.parse import unquote, urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from edge.contract.messages import DATA_TYPES
 from edge.contract.topics import TopicError, check_level
 
 
@@ -424,5 +423,5 @@ def load_config(path: str | Path) -> EdgeConfig:
 __all__ = [
     "ConfigError", "EdgeConfig", "EdgeSection", "MqttSection", "OutboxSection", "OpcUaSource",
     "OpcUaTag", "OpcUaContext", "ModbusSource", "ModbusTag", "ModbusContext", "ContextRegister",
-    "load_config", "parse_config", "parse_duration", "DATA_TYPES",
+    "load_config", "parse_config", "parse_duration",
 ]

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import sqlite3
 import tempfile
 import time
 import uuid
@@ -25,7 +24,7 @@ from urllib.parse import urlsplit
 
 from edge.batcher import SealedBatch
 from edge.contract.codec import decode, encode
-from edge.contract.messages import BatchContext, Sample, now_micros
+from edge.contract.messages import BatchContext, DataMessage, Sample, now_micros
 from edge.delivery import as_historical
 from edge.outbox import Outbox
 from edge.reading import Reading
@@ -60,9 +59,8 @@ def bench_outbox(total: int) -> None:
 
 
 def bench_historical(n: int = 2000) -> None:
-    payload = encode(replace(__import__("edge.contract.messages", fromlist=["x"]).DataMessage(
-        edge="e", site="s", session="S", seq=1, sent=1, samples=make_batch(1000, 10**15).samples,
-        contexts=make_batch(1, 0).contexts)))
+    payload = encode(DataMessage(edge="e", site="s", session="S", seq=1, sent=1,
+                                 samples=make_batch(1000, 10**15).samples, contexts=make_batch(1, 0).contexts))
     t = time.perf_counter()
     for _ in range(n):
         as_historical(payload)

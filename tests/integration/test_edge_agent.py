@@ -4,6 +4,7 @@ restart with the same session, capture while the broker is unreachable."""
 
 from __future__ import annotations
 
+import asyncio
 import math
 
 import pytest
@@ -131,7 +132,7 @@ async def test_acks_delete_outbox_rows_and_unacked_are_resent(plant, collector, 
         collector.ack(SITE, EDGE, session, [(1, last)])
         await wait_until(lambda: agent.stats()["backlog"] == 0, what="acknowledgement applied")
         assert agent.stats()["acknowledged"] == last
-        assert await __import__("asyncio").to_thread(agent.outbox.pending_seqs) == []
+        assert await asyncio.to_thread(agent.outbox.pending_seqs) == []
         assert agent.delivery.unacknowledged == 0
 
 
@@ -183,8 +184,6 @@ async def test_captures_durably_while_broker_unreachable(plant, collector, mqtt_
 
 
 async def test_run_agent_until_stop(collector, mqtt_url, topic_prefix, tmp_path):
-    import asyncio
-
     from edge.agent import run_agent
 
     cfg = parse_config({"edge": {"id": "gw-run", "site": SITE, "data_dir": str(tmp_path / "o")},
@@ -196,3 +195,33 @@ async def test_run_agent_until_stop(collector, mqtt_url, topic_prefix, tmp_path)
     stop.set()
     await asyncio.wait_for(task, 30)
     assert collector.of("state")[-1].state == "offline"
+
+
+async def test_full_outbox_drops_oldest_and_publishes_data_gap(collector, mqtt_url, topic_prefix, tmp_path):
+    from edge.contract.messages import EventMessage
+    from edge.reading import Reading
+
+    def config(url):
+        return parse_config({"edge": {"id": "gw-gap", "site": SITE, "data_dir": str(tmp_path / "o")},
+                             "mqtt": {"url": url, "topic_prefix": topic_prefix, "max_batch_delay": 0.05,
+                                      "max_samples_per_message": 100},
+                             "outbox": {"max_bytes": 64 * 1024}})
+
+    t0 = 10**15
+    async with EdgeAgent(config(f"mqtt://127.0.0.1:{free_port()}"), sources=[]) as agent:
+        for i in range(5000):  # far more than 64 KiB of messages, while the broker is away
+            agent.reading(Reading(f"T{i % 3}", t0 + i, float(i), 0, None))
+        await wait_until(lambda: agent.stats()["captured"] == 5000, what="capture")
+        stats = agent.stats()
+        assert stats["dropped"] > 0 and stats["backlog_bytes"] <= 64 * 1024
+    async with EdgeAgent(config(mqtt_url), sources=[]) as agent:
+        await wait_until(lambda: collector.of("event"), what="data-gap event")
+        ev = collector.of("event")[0]
+        assert isinstance(ev, EventMessage) and ev.type == "data-gap"
+        assert ev.start == t0 and set(ev.tags) == {"T0", "T1", "T2"}
+        assert ev.detail["first_seq"] == 1 and ev.detail["reason"] == "max_bytes"
+        # what was kept arrives; what was dropped is exactly what the events say
+        dropped = sum(e.detail["samples"] for e in collector.of("event"))
+        await wait_until(lambda: sum(len(m.samples) for m in {m.seq: m for m in collector.data()}.values())
+                         == 5000 - dropped, what="kept data")
+        assert dropped == agent.stats()["dropped"]
