@@ -11,6 +11,7 @@ older readers; anything that changes the meaning of an existing field bumps ``v`
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -186,12 +187,8 @@ def _decode_value(raw: Any, where: str):
                           f"marker {{\"f\": \"NaN\"|\"Inf\"|\"-Inf\"}}, got {raw!r:.60}")
 
 
-def _decode_data(obj: dict) -> DataMessage:
-    where = "data"
-    seq = _get(obj, "seq", int, where)
-    if seq < 1:
-        raise _invalid("data.seq", "must be >= 1")
-    raw_ctx = _get(obj, "contexts", dict, where, optional=True) or {}
+def _data_contexts(obj: dict) -> dict[str, BatchContext]:
+    raw_ctx = _get(obj, "contexts", dict, "data", optional=True) or {}
     contexts: dict[str, BatchContext] = {}
     for key, c in raw_ctx.items():
         cw = f"data.contexts[{key!r}]"
@@ -204,11 +201,13 @@ def _decode_data(obj: dict) -> DataMessage:
             phase=_get(c, "phase", str, cw, optional=True),
             recipe=_get(c, "recipe", str, cw, optional=True),
         )
-    raw_samples = _get(obj, "samples", list, where)
-    samples = []
-    append = samples.append
+    return contexts
+
+
+def _check_samples_slow(raw_samples: list, contexts: dict) -> None:
+    """Validate sample rows one by one and raise the error for the first bad one (the
+    reference rules; :func:`_check_samples` is the fast path that falls back to this)."""
     for i, s in enumerate(raw_samples):
-        # hot loop: check shape and types without helper calls
         if type(s) is not list or len(s) != 5:
             raise _invalid(f"data.samples[{i}]", "expected [tag, ts, value, quality, ctx]")
         tag, ts, value, quality, ctx = s
@@ -221,18 +220,93 @@ def _decode_data(obj: dict) -> DataMessage:
         if ctx is not None and ctx not in contexts:
             raise _invalid(f"data.samples[{i}][4]", f"unknown context reference {ctx!r}")
         if type(value) not in (float, int, str, bool) and value is not None:
-            value = _decode_value(value, f"data.samples[{i}][2]")
-        append(Sample(tag, ts, value, quality, ctx))
-    return DataMessage(
+            _decode_value(value, f"data.samples[{i}][2]")
+
+
+_PLAIN_VALUE_TYPES = frozenset((float, int, str, bool, type(None)))
+
+
+def _check_samples(raw_samples: list, contexts: dict) -> list:
+    """Validate the sample rows of a data message in one pass and return them as rows
+    ``[tag, ts, value, quality, ctx]`` (the parsed lists themselves; a non-finite marker
+    value is replaced by its float in place). Raises the same :class:`DecodeError` as the
+    reference rules, for the same first bad sample."""
+    plain = _PLAIN_VALUE_TYPES
+    markers = None
+    for s in raw_samples:
+        # hot loop: one unpacking and identity checks; any doubt goes to the slow path
+        if type(s) is not list or len(s) != 5:
+            break
+        tag, ts, value, quality, ctx = s
+        if (type(tag) is not str or not tag or type(ts) is not int or type(quality) is not int
+                or not 0 <= quality <= 0xFFFFFFFF
+                or (ctx is not None and ctx not in contexts)):
+            break
+        if type(value) not in plain:
+            if type(value) is dict and len(value) == 1 and value.get("f") in _NONFINITE_IN:
+                if markers is None:
+                    markers = []
+                markers.append(s)
+            else:
+                break
+    else:
+        if markers:
+            for s in markers:
+                s[2] = _NONFINITE_IN[s[2]["f"]]
+        return raw_samples
+    _check_samples_slow(raw_samples, contexts)
+    raise AssertionError("unreachable: the slow check found no error")  # pragma: no cover
+
+
+def _data_fields(obj: dict) -> dict[str, Any]:
+    where = "data"
+    seq = _get(obj, "seq", int, where)
+    if seq < 1:
+        raise _invalid("data.seq", "must be >= 1")
+    contexts = _data_contexts(obj)
+    rows = _check_samples(_get(obj, "samples", list, where), contexts)
+    return dict(
         edge=_nonempty_str(obj, "edge", where),
         site=_nonempty_str(obj, "site", where),
         session=_nonempty_str(obj, "session", where),
         seq=seq,
         sent=_get(obj, "sent", int, where),
-        samples=tuple(samples),
+        rows=rows,
         contexts=contexts,
         historical=bool(_get(obj, "historical", bool, where, optional=True)),
     )
+
+
+def _decode_data(obj: dict) -> DataMessage:
+    f = _data_fields(obj)
+    f["samples"] = tuple([Sample(*r) for r in f.pop("rows")])
+    return DataMessage(**f)
+
+
+@dataclass(frozen=True, slots=True)
+class DataRows:
+    """A data message decoded for bulk storage: the fields of :class:`DataMessage`, with the
+    samples as validated rows ``[tag, ts, value, quality, ctx]`` instead of one
+    :class:`Sample` object each. Values are as :func:`decode` gives them (non-finite
+    markers already floats). ``samples`` builds the Sample objects on demand."""
+
+    edge: str
+    site: str
+    session: str
+    seq: int
+    sent: int
+    rows: list
+    contexts: dict[str, BatchContext] = field(default_factory=dict)
+    historical: bool = False
+    kind: str = "data"
+
+    @property
+    def samples(self) -> tuple[Sample, ...]:
+        return tuple([Sample(*r) for r in self.rows])
+
+    def to_message(self) -> DataMessage:
+        return DataMessage(self.edge, self.site, self.session, self.seq, self.sent, self.samples,
+                           self.contexts, self.historical)
 
 
 def _opt_float(obj: dict, key: str, where: str) -> float | None:
@@ -334,8 +408,7 @@ _DECODERS = {
 }
 
 
-def decode(payload: bytes, *, max_bytes: int = MAX_PAYLOAD_BYTES) -> Message:
-    """Parse and validate a wire message. Raises :class:`DecodeError`."""
+def _parse(payload: bytes, max_bytes: int) -> tuple[dict, str]:
     if len(payload) > max_bytes:
         raise DecodeError("oversized", f"payload of {len(payload)} bytes exceeds {max_bytes}")
     try:
@@ -350,7 +423,22 @@ def decode(payload: bytes, *, max_bytes: int = MAX_PAYLOAD_BYTES) -> Message:
             "wrong-version", f"schema version {version!r} is not supported (expected {SCHEMA_VERSION})"
         )
     kind = obj.get("kind")
-    decoder = _DECODERS.get(kind) if isinstance(kind, str) else None
-    if decoder is None:
+    if not isinstance(kind, str) or kind not in _DECODERS:
         raise DecodeError("unknown-kind", f"unknown message kind {kind!r}")
-    return decoder(obj)
+    return obj, kind
+
+
+def decode(payload: bytes, *, max_bytes: int = MAX_PAYLOAD_BYTES) -> Message:
+    """Parse and validate a wire message. Raises :class:`DecodeError`."""
+    obj, kind = _parse(payload, max_bytes)
+    return _DECODERS[kind](obj)
+
+
+def decode_rows(payload: bytes, *, max_bytes: int = MAX_PAYLOAD_BYTES) -> Message | DataRows:
+    """Like :func:`decode` (same checks, same errors, same results for every other kind),
+    but a data message comes back as :class:`DataRows`: validated in one pass over the
+    samples, without a :class:`Sample` object per sample. For bulk consumers (ingest)."""
+    obj, kind = _parse(payload, max_bytes)
+    if kind == "data":
+        return DataRows(**_data_fields(obj))
+    return _DECODERS[kind](obj)
