@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from edge.contract import BirthMessage, EventMessage, StateMessage
+from historian.store.rows import sample_count
 from historian.store.writer import DataIn, Quarantined, WriteBatch
 
 from .classify import Item
@@ -37,7 +38,7 @@ class Batcher:
         b = self._batch
         if isinstance(item, DataIn):
             b.data.append(item)
-            self._samples += len(item.msg.samples)
+            self._samples += sample_count(item.msg)
         elif isinstance(item, BirthMessage):
             b.births.append(item)
         elif isinstance(item, EventMessage):

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 from edge.contract import (
     MAX_PAYLOAD_BYTES, BirthMessage, DataMessage, DecodeError, EventMessage, StateMessage,
-    TopicError, decode, parse,
+    TopicError, parse,
 )
+from edge.contract.codec import DataRows, decode_rows
+from historian.store.rows import sample_count as _count
 from historian.store.writer import DataIn, Quarantined
 
 Item = DataIn | BirthMessage | EventMessage | StateMessage | Quarantined
@@ -22,7 +24,7 @@ def classify(topic: str, payload: bytes, received_us: int, *, max_bytes: int = M
     except TopicError as err:
         return Quarantined(topic, "bad-topic", str(err), payload, received_us)
     try:
-        msg = decode(payload, max_bytes=max_bytes)
+        msg = decode_rows(payload, max_bytes=max_bytes)
     except DecodeError as err:
         return Quarantined(topic, err.reason, str(err), payload, received_us, where.edge)
     except Exception as err:  # noqa: BLE001 - a codec bug must not stop ingest either
@@ -35,7 +37,7 @@ def classify(topic: str, payload: bytes, received_us: int, *, max_bytes: int = M
         return Quarantined(topic, "topic-mismatch",
                            f"message from {site}/{msg.edge} on the topic of {where.site}/{where.edge}",
                            payload, received_us, where.edge)
-    if isinstance(msg, DataMessage):
+    if isinstance(msg, (DataRows, DataMessage)):
         return DataIn(msg, received_us, topic, payload)
     if isinstance(msg, (BirthMessage, EventMessage, StateMessage)):
         return msg
@@ -44,4 +46,4 @@ def classify(topic: str, payload: bytes, received_us: int, *, max_bytes: int = M
 
 
 def sample_count(item: Item) -> int:
-    return len(item.msg.samples) if isinstance(item, DataIn) else 0
+    return _count(item.msg) if isinstance(item, DataIn) else 0

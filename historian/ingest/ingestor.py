@@ -7,6 +7,10 @@ Threads (the GIL makes more of them pointless):
 * the writer thread batches (:class:`~historian.ingest.batcher.Batcher`), writes one
   transaction per batch, and only after COMMIT sends the MQTT PUBACKs and publishes the
   end-to-end :class:`~edge.contract.AckMessage` per edge session.
+* plain backend only: the rollup thread folds the buckets ingest queued into
+  ``samples_1m``/``samples_1h`` every ``rollup_interval`` seconds
+  (:func:`historian.store.rollups.catch_up`; one worker at a time does it). It waits on
+  PostgreSQL almost all the time, so it costs the writer little of the GIL.
 
 Backpressure: at most ``receive_maximum`` unacknowledged messages are in flight from the
 broker (MQTT v5 Receive Maximum), and the queue is sized above that, so memory is bounded
@@ -59,7 +63,7 @@ class Ingestor:
                  share_group: str | None = None, worker_id: str | None = None,
                  max_batch_samples: int = 10_000, max_batch_delay: float = 0.1,
                  receive_maximum: int = 200, skew_limit: timedelta = timedelta(hours=1),
-                 migrate_on_start: bool = True):
+                 migrate_on_start: bool = True, rollup_interval: float = 1.0):
         self.dsn = dsn
         self.broker_url = broker_url
         self.prefix = topic_prefix
@@ -74,6 +78,9 @@ class Ingestor:
         self._accepting = False
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
+        self._rollup_thread: threading.Thread | None = None
+        self._rollup_interval = rollup_interval
+        self._rollup_buckets = 0
         self._pool = None
         self._writer: Writer | None = None
         self._backend: Backend | None = None
@@ -102,6 +109,10 @@ class Ingestor:
         self._writer = Writer(self._pool, self._backend, worker=self.worker_id, skew_limit_us=self._skew_us)
         self._thread = threading.Thread(target=self._write_loop, name=f"{self.worker_id}-writer", daemon=True)
         self._thread.start()
+        if self._backend is Backend.PLAIN and self._rollup_interval > 0:
+            self._rollup_thread = threading.Thread(target=self._rollup_loop, name=f"{self.worker_id}-rollups",
+                                                   daemon=True)
+            self._rollup_thread.start()
         self._accepting = True
         self._link.start()
 
@@ -114,6 +125,8 @@ class Ingestor:
         self._queue.put(_STOP)
         if self._thread is not None:
             self._thread.join(timeout)
+        if self._rollup_thread is not None:
+            self._rollup_thread.join(timeout)
         self._link.stop()
         if self._pool is not None:
             self._pool.close()
@@ -136,7 +149,8 @@ class Ingestor:
     def status(self) -> dict:
         """Snapshot for health checks: connected, messages, samples, quarantined,
         last_commit (UTC datetime or None), backlog (messages received, not yet committed),
-        errors (failed database attempts), duplicates, last_error, worker, backend."""
+        errors (failed database attempts), duplicates, last_error, worker, backend,
+        rollup_buckets (rollup buckets this worker recomputed)."""
         with self._stats_lock:
             return {
                 "connected": self._link.connected.is_set(),
@@ -150,6 +164,7 @@ class Ingestor:
                 "last_error": self._last_error,
                 "worker": self.worker_id,
                 "backend": self._backend.value if self._backend else None,
+                "rollup_buckets": self._rollup_buckets,
             }
 
     # ------------------------------------------------------------------ paho thread
@@ -224,6 +239,24 @@ class Ingestor:
             self._quarantined += result.quarantined
             self._duplicates += len(result.duplicates)
             self._last_commit = result.committed_at
+
+    # ------------------------------------------------------------------ rollup thread
+
+    def _rollup_loop(self) -> None:
+        from historian.store import rollups
+
+        while not self._stopping.wait(self._rollup_interval):
+            try:
+                while not self._stopping.is_set():
+                    with self._pool.connection(timeout=5) as conn:
+                        done = rollups.catch_up(conn)
+                    if done:
+                        with self._stats_lock:
+                            self._rollup_buckets += done
+                    if not done:  # nothing left, or another worker is at it
+                        break
+            except Exception as err:  # noqa: BLE001 - pending rows stay queued; retried next interval
+                log.warning("rollup catch-up failed (retried in %.1f s): %s", self._rollup_interval, err)
 
     def _maintain(self) -> None:
         now = time.monotonic()

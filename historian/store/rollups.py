@@ -1,11 +1,18 @@
 """Rollup maintenance for the plain-PostgreSQL backend.
 
-``samples_1m`` rows are recomputed from raw samples for every (tag, minute) a batch
-touched, inside the writer's transaction; ``samples_1h`` rows from the minute rows of every
-touched hour. Recomputing (instead of merging partial aggregates) keeps late and
-out-of-order data exact, including the trapezoid integral, at the cost of re-reading the
-touched minutes (index range scans on (tag_id, ts)). On TimescaleDB the continuous
-aggregates compute the same columns (see 0002_samples.timescaledb.sql).
+The ingest writer does not compute rollups in its transaction: it appends one row to
+``batchwire.rollup_pending`` naming the (tag, minute) buckets the batch touched
+(:func:`queue`). The maintainer (:func:`catch_up`, run every second by each ingest worker,
+one at a time under an advisory lock) takes every pending row, recomputes those
+``samples_1m`` rows from raw samples and the ``samples_1h`` rows of their hours from the
+minutes, and deletes the pending rows - all in one transaction, so a crash loses nothing
+and a rerun is harmless (recomputing from raw is idempotent). Recomputing (instead of
+merging partial aggregates) keeps late and out-of-order data exact, including the
+trapezoid integral. Staleness: a committed sample is in the rollups after at most one
+maintainer interval plus one catch-up (see docs/storage.md).
+
+On TimescaleDB the continuous aggregates compute the same columns (see
+0002_samples.timescaledb.sql).
 """
 
 from __future__ import annotations
@@ -84,6 +91,47 @@ def refresh(cur: psycopg.Cursor, minute_keys: set[tuple[int, int]]) -> None:
     cur.execute(ROLLUP_1M_SQL, (tags, buckets, from_us(lo), from_us(hi)))
     hours = {(tag, m - m % HOUR_US) for tag, m in minute_keys}
     cur.execute(ROLLUP_1H_SQL, _columns(hours))
+
+
+#: pg_advisory_xact_lock key: "batchwire rollups"; one maintainer at a time
+LOCK_KEY = 0x62775F726F6C6C75
+QUEUE_SQL = "INSERT INTO batchwire.rollup_pending (tag_ids, minutes) VALUES (%s::int4[], %s::timestamptz[])"
+#: keys recomputed per statement during a catch-up (bounds statement size after a backlog)
+CATCH_UP_CHUNK = 50_000
+
+
+def queue(cur: psycopg.Cursor, minute_keys: set[tuple[int, int]]) -> None:
+    """Record, in the caller's transaction, that these (tag_id, minute-start µs) buckets
+    need recomputing. One row per call."""
+    if minute_keys:
+        cur.execute(QUEUE_SQL, _columns(minute_keys))
+
+
+def catch_up(conn: psycopg.Connection, *, max_rows: int = 10_000) -> int | None:
+    """Fold pending buckets into the rollups: take up to ``max_rows`` pending rows,
+    recompute their buckets, delete the rows, commit. Returns the number of (tag, minute)
+    buckets recomputed, or None when another maintainer holds the lock (it is doing the
+    work). ``conn`` must not be in a transaction."""
+    with conn.transaction(), conn.cursor() as cur:
+        if not cur.execute("SELECT pg_try_advisory_xact_lock(%s)", (LOCK_KEY,)).fetchone()[0]:
+            return None
+        cur.execute(
+            "WITH taken AS (DELETE FROM batchwire.rollup_pending WHERE pending_id IN ("
+            "  SELECT pending_id FROM batchwire.rollup_pending ORDER BY pending_id LIMIT %s) "
+            "  RETURNING tag_ids, minutes) "
+            "SELECT DISTINCT t, (date_part('epoch', m - TIMESTAMPTZ '1970-01-01 00:00:00+00') * 1000000)::int8 "
+            "FROM taken, unnest(tag_ids, minutes) AS u(t, m)", (max_rows,))
+        keys = sorted(cur.fetchall())
+        for i in range(0, len(keys), CATCH_UP_CHUNK):
+            refresh(cur, set(map(tuple, keys[i:i + CATCH_UP_CHUNK])))
+        return len(keys)
+
+
+def pending(conn: psycopg.Connection) -> tuple[int, float | None]:
+    """(pending rows, age in seconds of the oldest) - the rollup lag."""
+    n, oldest = conn.execute(
+        "SELECT count(*), extract(epoch FROM now() - min(queued_at)) FROM batchwire.rollup_pending").fetchone()
+    return n, None if oldest is None else float(oldest)
 
 
 def refresh_all(conn: psycopg.Connection) -> None:

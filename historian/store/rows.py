@@ -117,6 +117,21 @@ class MessageRows:
     buckets: set[tuple[int, int]] = field(default_factory=set)  # (tag_id, minute µs)
 
 
+def sample_rows(msg) -> list | tuple:
+    """The samples of a data message as ``(tag, ts, value, quality, ctx)`` sequences: the
+    validated rows of a :class:`~edge.contract.codec.DataRows` as they are, or built from
+    the :class:`Sample` objects of a :class:`DataMessage`."""
+    rows = getattr(msg, "rows", None)
+    if rows is not None:
+        return rows
+    return [(s.tag, s.ts, s.value, s.quality, s.ctx) for s in msg.samples]
+
+
+def sample_count(msg) -> int:
+    rows = getattr(msg, "rows", None)
+    return len(rows) if rows is not None else len(msg.samples)
+
+
 def message_rows(
     msg: DataMessage,
     tag_ids: dict[str, int],
@@ -126,7 +141,8 @@ def message_rows(
     *,
     with_buckets: bool,
 ) -> MessageRows:
-    """Binary COPY tuples for the declared samples of ``msg``. ``context_ids`` maps the
+    """Binary COPY tuples for the declared samples of ``msg`` (a :class:`DataMessage` or
+    :class:`~edge.contract.codec.DataRows`). ``context_ids`` maps the
     message's context keys to ``batchwire.contexts`` ids. Raises :class:`RowError` when the
     message cannot be stored at all (timestamps outside years 1..9999, NUL in text)."""
     parts: list[bytes] = []
@@ -142,12 +158,11 @@ def message_rows(
     off = PG_EPOCH_OFFSET_US
     num_ctx, num, null_ctx, null = _ROW_NUM_CTX.pack, _ROW_NUM.pack, _ROW_NULL_CTX.pack, _ROW_NULL.pack
     get_tag = tag_ids.get
-    for s in msg.samples:
-        tid = get_tag(s.tag)
+    for tag, ts, v, q, ctx in sample_rows(msg):
+        tid = get_tag(tag)
         if tid is None:
-            undeclared[s.tag] = undeclared.get(s.tag, 0) + 1
+            undeclared[tag] = undeclared.get(tag, 0) + 1
             continue
-        ts = s.ts
         if first is None:
             first = last = ts
         elif ts < first:
@@ -156,10 +171,8 @@ def message_rows(
             last = ts
         if ts < lo_skew or ts > hi_skew:
             skewed += 1
-        q = s.quality
         if q > _INT32_MAX:
             q -= _UINT32
-        ctx = s.ctx
         if ctx is not None:
             b = bounds.get(ctx)
             if b is None:
@@ -171,7 +184,6 @@ def message_rows(
             cid = context_ids[ctx]
         else:
             cid = None
-        v = s.value
         t = type(v)
         if t is float or t is int or t is bool:
             fv = float(v)
@@ -183,7 +195,7 @@ def message_rows(
                 append(num_ctx(6, 4, tid, 8, ts - off, 8, fv, -1, 4, q, 4, cid))
         elif t is str:
             if "\x00" in v:
-                raise RowError("invalid-value", f"sample of {s.tag!r} at {ts}: text contains NUL")
+                raise RowError("invalid-value", f"sample of {tag!r} at {ts}: text contains NUL")
             append(pack_row(tid, ts, None, v, q, cid))
         elif cid is None:
             append(null(6, 4, tid, 8, ts - off, -1, -1, 4, q, -1))

@@ -6,8 +6,10 @@ metadata changed); data messages are claimed in ``ingest_log`` with
 samples binary-COPYed (a message already committed, or being committed by another worker
 which then wins, is skipped: that worker's insert blocks on the primary key until the
 other commits, then does nothing); contexts are resolved to ids; batches/phases widen
-their spans; on plain PostgreSQL the rollups of the touched buckets are recomputed; events,
-edge states and quarantine rows are inserted. Either all of that commits or none of it.
+their spans; on plain PostgreSQL the touched rollup buckets are queued for the rollup
+maintainer (:mod:`historian.store.rollups`; recomputing them here cost ~40 % of the
+transaction); events, edge states and quarantine rows are inserted. Either all of that
+commits or none of it.
 
 A batch that fails for a reason other than an unavailable database (a value PostgreSQL
 refuses) is retried message by message; messages that still fail are quarantined with the
@@ -29,7 +31,9 @@ from edge.contract import BatchContext, BirthMessage, DataMessage, EventMessage,
 from . import rollups
 from .backend import Backend
 from .errors import StoreError, StoreUnavailable
-from .rows import COPY_HEADER, COPY_TRAILER, RowError, batch_and_phase_bounds, from_us, message_rows
+from .rows import (
+    COPY_HEADER, COPY_TRAILER, RowError, batch_and_phase_bounds, from_us, message_rows, sample_rows,
+)
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +47,8 @@ DEFAULT_SKEW_LIMIT_US = 3_600_000_000  # 1 h
 
 @dataclass(slots=True)
 class DataIn:
-    """A decoded data message and how it arrived."""
+    """A decoded data message (a :class:`DataMessage`, or the
+    :class:`~edge.contract.codec.DataRows` ingest decodes into) and how it arrived."""
 
     msg: DataMessage
     received: int  # µs since epoch
@@ -222,7 +227,7 @@ class Writer:
             result.samples = rows_written
             self._upsert_spans(cur, batches, phases)
             if self.backend is Backend.PLAIN:
-                rollups.refresh(cur, buckets)
+                rollups.queue(cur, buckets)
         for ev in batch.events:
             cur.execute(
                 "INSERT INTO batchwire.events (edge, site, source_id, type, ts, start_ts, end_ts, tags, detail) "
@@ -292,8 +297,10 @@ class Writer:
 
     def _tag_ids(self, cur: psycopg.Cursor, data: list[DataIn], new_tags: dict[str, int]) -> dict[str, int]:
         known = self._tags
-        missing = {s.tag for item in data for s in item.msg.samples if s.tag not in known} \
-            if len(known) else {s.tag for item in data for s in item.msg.samples}
+        missing = set()
+        for item in data:
+            tags = {r[0] for r in sample_rows(item.msg)}
+            missing |= tags - known.keys() if known else tags
         if not missing:
             return known
         cur.execute("SELECT name, tag_id FROM batchwire.tags WHERE name = ANY(%s)", (list(missing),))

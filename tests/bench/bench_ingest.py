@@ -36,7 +36,7 @@ from historian.ingest.classify import classify
 from historian.ingest.mqtt import parse_broker_url
 from historian.store import migrate, rollups
 from historian.store.backend import Backend
-from historian.store.rows import from_us
+from historian.store.rows import from_us, sample_count
 from historian.store.writer import COPY_SQL, COPY_TYPES, WriteBatch, Writer, open_pool
 from tests.conftest import MQTT_URL, create_database, drop_database
 
@@ -112,7 +112,7 @@ def hot_path(dsn: str, payloads: list[bytes], batch_samples: int = 10_000, *, ro
         for p in payloads:
             item = classify(topic("data", SITE, EDGE), p, now_micros())
             batch.data.append(item)
-            n += len(item.msg.samples)
+            n += sample_count(item.msg)
             if n >= batch_samples:
                 total += writer.write(batch).samples
                 batch, n = WriteBatch(), 0

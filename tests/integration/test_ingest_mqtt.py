@@ -178,3 +178,21 @@ async def test_two_workers_on_a_shared_subscription_no_loss_no_dups(db, mqtt_url
         assert q(db, "SELECT count(*) FROM batchwire.ingest_log") == [(n,)]
         workers = {r[0] for r in q(db, "SELECT DISTINCT worker FROM batchwire.ingest_log")}
         assert workers == {a.worker_id, b.worker_id}  # the group really split the stream
+
+
+async def test_rollups_follow_ingest_outside_the_transaction(db, mqtt_url, topic_prefix, edge):
+    """The plain backend's rollup thread folds what ingest committed into samples_1m/1h,
+    late data included; on TimescaleDB the continuous aggregates answer the same."""
+    async with Ingestor(db, mqtt_url, topic_prefix=topic_prefix, max_batch_delay=0.05,
+                        rollup_interval=0.1) as ing:
+        await started(ing)
+        edge.birth("TEMP")
+        t0 = now_micros() - 600_000_000
+        t0 -= t0 % 60_000_000
+        edge.data(1, [Sample("TEMP", t0 + i * 1_000_000, float(i), 0, "c") for i in range(0, 120, 2)])
+        edge.data(2, [Sample("TEMP", t0 + i * 1_000_000, float(i), 0, "c") for i in range(1, 120, 2)])  # late
+        await asyncio.to_thread(edge.wait_acked, "S1", [1, 2])
+        want = [(0.0, 59.0, 60), (60.0, 119.0, 60)]
+        sql = "SELECT min, max, count FROM batchwire.samples_1m ORDER BY bucket"
+        await asyncio.to_thread(wait_for, lambda: q(db, sql) == want)
+        assert q(db, "SELECT min(min), max(max), sum(count)::int FROM batchwire.samples_1h") == [(0.0, 119.0, 120)]
