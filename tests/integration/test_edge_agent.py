@@ -14,7 +14,7 @@ from edge.config import parse_config
 from edge.contract.messages import BirthMessage, StateMessage, now_micros
 from edge.outbox import Outbox
 from tests.conftest import free_port
-from tests.integration.edge_fixtures import NAMESPACE, Collector, OpcUaPlant, utc, wait_until
+from tests.integration.test_edge_fixtures import NAMESPACE, Collector, OpcUaPlant, utc, wait_until
 
 SITE, EDGE = "site-a", "gw-it"
 

@@ -14,7 +14,7 @@ from edge.reading import ContextChange, Reading
 from edge.sources.modbus import ModbusSource
 from edge.sources.registers import encode
 from tests.conftest import free_port
-from tests.integration.edge_fixtures import Collector, ModbusDevice, wait_until
+from tests.integration.test_edge_fixtures import Collector, ModbusDevice, wait_until
 
 
 class ListSink:

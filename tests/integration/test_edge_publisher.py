@@ -19,7 +19,7 @@ from edge.contract.messages import StateMessage, now_micros
 from edge.errors import ConnectionLost, PublishError
 from edge.publisher import MqttLink
 from tests.conftest import free_port
-from tests.integration.edge_fixtures import NAMESPACE, Collector, OpcUaPlant, utc, wait_until
+from tests.integration.test_edge_fixtures import NAMESPACE, Collector, OpcUaPlant, utc, wait_until
 
 
 def link_for(mqtt_url: str, **kw) -> MqttLink:

@@ -11,7 +11,7 @@ import pytest
 from edge.agent import EdgeAgent
 from edge.config import parse_config
 from tests.conftest import free_port
-from tests.integration.edge_fixtures import Collector, wait_until
+from tests.integration.test_edge_fixtures import Collector, wait_until
 
 runner = pytest.importorskip("simulators.runner", reason="simulated plant not available")
 plant_config = pytest.importorskip("simulators.plant", reason="simulated plant not available")

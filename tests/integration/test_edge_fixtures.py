@@ -1,4 +1,4 @@
-"""Servers and an MQTT collector for the edge agent's integration tests."""
+"""Servers and an MQTT collector for the edge agent's integration tests (helpers, no tests)."""
 
 from __future__ import annotations
 
