@@ -121,6 +121,7 @@ def encode(msg: Message) -> bytes:
             "ranges": [list(r) for r in msg.ranges],
             "sent": msg.sent,
             "worker": msg.worker,
+            "events": list(msg.events),
         }
     elif isinstance(msg, EventMessage):
         body = {
@@ -371,12 +372,16 @@ def _decode_ack(obj: dict) -> AckMessage:
         ):
             raise _invalid(f"ack.ranges[{i}]", "expected [first, last] with 1 <= first <= last")
         ranges.append((r[0], r[1]))
+    events = _get(obj, "events", list, where, optional=True) or []
+    if not all(isinstance(e, str) and e for e in events):
+        raise _invalid("ack.events", "must be a list of non-empty event ids")
     return AckMessage(
         edge=_nonempty_str(obj, "edge", where),
         session=_nonempty_str(obj, "session", where),
         ranges=tuple(ranges),
         sent=_get(obj, "sent", int, where),
         worker=_get(obj, "worker", str, where, optional=True),
+        events=tuple(events),
     )
 
 

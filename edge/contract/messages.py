@@ -162,7 +162,9 @@ class StateMessage:
 class AckMessage:
     """The historian's end-to-end acknowledgement: these sequence numbers of this session
     are committed to the database (not merely received). ``ranges`` are inclusive
-    ``(first, last)`` pairs. An acknowledgement may repeat; receiving it twice is harmless.
+    ``(first, last)`` pairs; ``events`` are ids of :class:`EventMessage` s committed (an
+    ack may carry only events, with ``ranges`` empty). An acknowledgement may repeat;
+    receiving it twice is harmless.
     """
 
     edge: str
@@ -170,6 +172,7 @@ class AckMessage:
     ranges: tuple[tuple[int, int], ...]
     sent: int
     worker: str | None = None
+    events: tuple[str, ...] = ()
     kind: Literal["ack"] = "ack"
 
 

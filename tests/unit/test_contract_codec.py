@@ -77,6 +77,7 @@ def test_birth_round_trip(msg):
 
 
 @given(st.builds(AckMessage, edge=ids, session=ids, sent=micros, worker=st.none() | ids,
+                 events=st.lists(ids, max_size=3).map(tuple),
                  ranges=st.lists(st.tuples(st.integers(1, 1000), st.integers(0, 1000))
                                  .map(lambda r: (r[0], r[0] + r[1])), max_size=5).map(tuple)))
 def test_ack_round_trip(msg):
