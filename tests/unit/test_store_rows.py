@@ -67,3 +67,29 @@ def test_pack_row_round_trips_every_shape():
     for row in [(1, 0, 1.5, None, 0, 3), (1, -5, None, None, -1, None), (2**31 - 1, 10**15, None, "é", 7, 9),
                 (1, 1, math.inf, None, 0, None)]:
         assert unpack_rows(pack_row(*row)) == [row]
+
+
+def test_fast_path_rows_equal_the_general_loop():
+    """The whole-column path (all tags declared, one context) gives the general loop's rows
+    and figures; its rollup buckets cover at least the general loop's."""
+    import math as _m
+
+    from edge.contract.codec import decode_rows
+    from edge.contract import encode
+    from historian.store import rows as rows_mod
+
+    ctx = {"c": BatchContext("s", "u", "b", "p")}
+    values = [1.5, 7, True, "txt", None, _m.nan, _m.inf, -0.0, 2.25]
+    samples = tuple(Sample(f"T{i % 3}", 1_700_000_000_000_000 + i * 7_000_000, v, q, "c")
+                    for i, (v, q) in enumerate(zip(values * 3, [0, 0x80000000, 5] * 9)))
+    msg = DataMessage("e", "s", "x", 1, 0, samples, ctx)
+    for m in (msg, decode_rows(encode(msg))):
+        fast = rows_mod._message_rows_fast(m, {"T0": 1, "T1": 2, "T2": 3}, {"c": 9}, samples[0].ts, 60_000_000, True)
+        # an undeclared tag sends the same samples down the general loop
+        general = message_rows(DataMessage("e", "s", "x", 1, 0, samples + (Sample("U", 1, 1.0, 0, "c"),), ctx),
+                               {"T0": 1, "T1": 2, "T2": 3}, {"c": 9}, samples[0].ts, 60_000_000, with_buckets=True)
+        assert fast is not None
+        assert fast.data == general.data and fast.count == general.count
+        assert (fast.first_ts, fast.last_ts, fast.skewed) == (general.first_ts, general.last_ts, general.skewed)
+        assert fast.context_bounds == general.context_bounds
+        assert fast.buckets >= general.buckets
