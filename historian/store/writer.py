@@ -205,9 +205,12 @@ class Writer:
             chunks = [COPY_HEADER]
             for item, mr in planned:
                 m = item.msg
-                if (m.edge, m.session, m.seq) not in new_keys:
+                key = (m.edge, m.session, m.seq)
+                if key not in new_keys:
                     result.duplicates.append(item)
                     continue
+                # claimed once: a second copy of the message in this same batch is a duplicate
+                new_keys.discard(key)
                 chunks.append(mr.data)
                 rows_written += mr.count
                 result.applied.append(item)
