@@ -70,10 +70,12 @@ def _q(dsn: str, sql: str, params=()):
 
 
 def stored_count(dsn: str, until_us: int | None = None) -> int | None:
+    """Distinct (tag, time) pairs stored: a duplicate must not make a wait end early (the
+    verdict counts duplicates separately)."""
     if until_us is None:
-        rows = _q(dsn, "SELECT count(*) FROM batchwire.samples")
+        rows = _q(dsn, "SELECT count(DISTINCT (tag_id, ts)) FROM batchwire.samples")
     else:
-        rows = _q(dsn, "SELECT count(*) FROM batchwire.samples WHERE ts <= %s",
+        rows = _q(dsn, "SELECT count(DISTINCT (tag_id, ts)) FROM batchwire.samples WHERE ts <= %s",
                   (datetime.fromtimestamp(until_us / 1e6, timezone.utc),))
     return None if rows is None else rows[0][0]
 

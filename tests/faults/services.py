@@ -118,9 +118,18 @@ class OwnPostgres:
     def start(self) -> None:
         opts = (f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.dir} "
                 "-c fsync=on -c max_connections=50")
-        self._run("pg_ctl", "-D", str(self.data), "-o", opts, "-l", str(self.dir / "pg.log"),
-                  "-w", "-t", "60", "start")
+        done = self._run("pg_ctl", "-D", str(self.data), "-o", opts, "-l", str(self.dir / "pg.log"),
+                         "-w", "-t", "60", "start", check=False)
+        if done.returncode != 0:
+            raise RuntimeError(f"pg_ctl start failed ({done.returncode}): {done.stdout} {done.stderr}\n"
+                               f"{self.log_tail()}")
         wait_port(self.port)
+
+    def log_tail(self, n: int = 30) -> str:
+        try:
+            return "\n".join((self.dir / "pg.log").read_text(errors="replace").splitlines()[-n:])
+        except OSError:
+            return ""
 
     def stop(self, mode: str = "fast") -> None:
         """Stop the server; ``mode="immediate"`` is a crash (no checkpoint, clients cut off)."""
@@ -128,5 +137,6 @@ class OwnPostgres:
         wait_port(self.port, up=False)
 
     def destroy(self) -> None:
+        """Stop and delete the cluster; its log stays for a post-mortem."""
         self.stop("immediate")
-        shutil.rmtree(self.dir, ignore_errors=True)
+        shutil.rmtree(self.data, ignore_errors=True)
