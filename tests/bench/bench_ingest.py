@@ -31,6 +31,7 @@ import psycopg
 from edge.contract import (
     BatchContext, BirthMessage, DataMessage, Sample, TagInfo, decode, encode, now_micros, topic,
 )
+from edge.contract.codec import decode_rows
 from historian.ingest import Ingestor
 from historian.ingest.classify import classify
 from historian.ingest.mqtt import parse_broker_url
@@ -128,7 +129,7 @@ def profile_parts(payloads: list[bytes], tag_ids: dict[str, int]) -> dict[str, f
 
     msgs = []
     n = sum(len(decode(p).samples) for p in payloads[:200])
-    t_decode = timed(lambda: msgs.extend(decode(p) for p in payloads[:200]))
+    t_decode = timed(lambda: msgs.extend(decode_rows(p) for p in payloads[:200]))
     t_rows = timed(lambda: [message_rows(m, tag_ids, {"c": 1}, now_micros(), 3_600_000_000, with_buckets=True)
                             for m in msgs])
     return {"decode": n / t_decode, "rows": n / t_rows}
@@ -181,13 +182,50 @@ def publisher_main(url: str, prefix: str, path: str, window: int) -> None:
     c.loop_stop()
 
 
-def end_to_end(dsn: str, payloads: list[bytes], window: int, receive_maximum: int) -> tuple[float, dict]:
+def worker_main(dsn: str, url: str, prefix: str, receive_maximum: int) -> None:
+    """One ingest worker process on the shared subscription, until stdin closes."""
+    async def run():
+        ing = Ingestor(dsn, url, topic_prefix=prefix, share_group="bench", receive_maximum=receive_maximum,
+                       migrate_on_start=False)
+        async with ing:
+            assert await asyncio.to_thread(ing.wait_connected, 10)
+            print("ready", flush=True)
+            await asyncio.to_thread(sys.stdin.read)
+            print(f"errors {ing.status()['errors']}", flush=True)
+    asyncio.run(run())
+
+
+def end_to_end(dsn: str, payloads: list[bytes], window: int, receive_maximum: int,
+               workers: int = 1) -> tuple[float, dict]:
     prefix = f"bench-{uuid.uuid4().hex[:8]}"
     path = f"/tmp/bench_ingest_{os.getpid()}.bin"
     with open(path, "wb") as f:
         for p in payloads:
             f.write(len(p).to_bytes(4, "big") + p)
     n_samples = sum(len(decode(p).samples) for p in payloads)
+
+    if workers > 1:  # worker processes on a shared subscription, as scale-out runs them
+        procs = [subprocess.Popen([sys.executable, "-m", "tests.bench.bench_ingest", "--worker", dsn, MQTT_URL,
+                                   prefix, str(receive_maximum)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                  text=True) for _ in range(workers)]
+        for p in procs:
+            assert p.stdout.readline().strip() == "ready"
+        pub = subprocess.Popen(
+            [sys.executable, "-m", "tests.bench.bench_ingest", "--publisher", MQTT_URL, prefix, path,
+             str(window)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        assert pub.stdout.readline().strip() == "go"
+        pub.stdin.write("\n")
+        pub.stdin.flush()
+        _, secs, ok = pub.stdout.readline().split()
+        pub.wait()
+        errors = 0
+        for p in procs:
+            out, _ = p.communicate("")
+            errors += int(out.split()[-1])
+        os.unlink(path)
+        if ok != "1":
+            raise SystemExit("end-to-end run did not complete: some messages were never acknowledged")
+        return n_samples / float(secs), {"errors": errors, "quarantined": 0}
 
     async def run():
         ing = Ingestor(dsn, MQTT_URL, topic_prefix=prefix, receive_maximum=receive_maximum,
@@ -256,12 +294,17 @@ def main() -> int:
     if len(sys.argv) > 1 and sys.argv[1] == "--publisher":
         publisher_main(sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5]))
         return 0
+    if len(sys.argv) > 1 and sys.argv[1] == "--worker":
+        worker_main(sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5]))
+        return 0
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--messages", type=int, default=2000)
     ap.add_argument("--per-message", type=int, default=1000)
     ap.add_argument("--window", type=int, default=200, help="edge's unacknowledged-message window")
     ap.add_argument("--receive-maximum", type=int, default=200)
     ap.add_argument("--rollup-days", type=int, default=30, help="0 skips the rollup figure")
+    ap.add_argument("--workers", type=int, default=1,
+                    help="end-to-end also with this many ingest worker processes on a shared subscription")
     ap.add_argument("--skip-hot", action="store_true", help="skip the hot-path figures (profiling end-to-end)")
     args = ap.parse_args()
 
@@ -288,7 +331,7 @@ def main() -> int:
         print(f"baseline  raw binary COPY into batchwire.samples: {base:,.0f} rows/s")
 
         parts = profile_parts(payloads, tag_ids) if not args.skip_hot else {"decode": 0, "rows": 0}
-        print(f"hot path parts (one core): decode {parts['decode']:,.0f} samples/s, "
+        print(f"hot path parts (one core): decode_rows {parts['decode']:,.0f} samples/s, "
               f"rows {parts['rows']:,.0f} samples/s")
         if not args.skip_hot:
             reset(dsn)
@@ -305,6 +348,11 @@ def main() -> int:
         print(f"end-to-end  QoS 1 via Mosquitto -> Ingestor -> committed: {e2e:,.0f} samples/s "
               f"= {e2e / base:.2f} x baseline (goal >= 0.60); errors {status['errors']}, "
               f"quarantined {status['quarantined']}")
+        if args.workers > 1:
+            reset(dsn)
+            multi, st = end_to_end(dsn, payloads, args.window, args.receive_maximum, args.workers)
+            print(f"end-to-end  same with {args.workers} worker processes (shared subscription): {multi:,.0f} "
+                  f"samples/s = {multi / base:.2f} x baseline; errors {st['errors']}")
         size, stored = storage(dsn)
         assert stored == n, f"stored {stored} of {n} samples"
         print(f"storage   {size / stored:.1f} bytes/sample incl. (tag_id, ts) index "
