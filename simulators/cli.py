@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import signal
 import sys
 from typing import Any
@@ -84,6 +85,8 @@ async def _serve(cfg: PlantConfig) -> None:
     from simulators.docs import register_map_text
     from simulators.runner import PlantRunner
 
+    # the unsecured endpoint is deliberate (see docs/simulator.md): do not warn about it
+    logging.getLogger("asyncua.server.server").setLevel(logging.ERROR)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

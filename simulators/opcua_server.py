@@ -9,7 +9,9 @@ Client writes to setpoints are forwarded to ``on_write(tag, value)`` (an operato
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections import Counter
 from datetime import datetime, timezone
 from typing import Callable
 
@@ -65,6 +67,7 @@ class OpcUaServer:
         self._tags: dict[ua.NodeId, str] = {}
         self._sigs: dict[str, Signal] = {}
         self._last: dict[str, tuple[object, int, datetime]] = {}
+        self.write_counts: Counter[str] = Counter()   # value updates written per tag
 
     async def start(self) -> None:
         server = Server()
@@ -162,7 +165,11 @@ class OpcUaServer:
                               SourceTimestamp=ts, ServerTimestamp=now)
             await server.write_attribute_value(nodeid, dv)
             self._last[tag] = (reading.value, reading.status, ts)
+            self.write_counts[tag] += 1
             written += 1
+            if written % 500 == 0:
+                # writes never suspend: yield so subscription publishes and other clients are served
+                await asyncio.sleep(0)
         return written
 
     def drop_connections(self) -> int:

@@ -69,6 +69,11 @@ class PlantRunner:
         return self.model.catalog
 
     @property
+    def opcua_server(self) -> OpcUaServer | None:
+        """The running OPC UA server shell (``write_counts`` per tag), or None."""
+        return self._opcua
+
+    @property
     def fault_log(self) -> list[FaultRecord]:
         return self.model.fault_log
 
