@@ -88,3 +88,15 @@ def test_detected_backend_is_one_the_server_can_create(fresh_db, caplog):
         assert recorded == [(backend.value,)]
         if backend is Backend.TIMESCALEDB:
             assert conn.execute("SELECT count(*) FROM pg_extension WHERE extname = 'timescaledb'").fetchone() == (1,)
+
+
+def test_ingest_log_indexes_for_the_api(fresh_db):
+    migrate(fresh_db)
+    with psycopg.connect(fresh_db) as conn:
+        defs = {r[0] for r in conn.execute(
+            "SELECT indexdef FROM pg_indexes WHERE schemaname = 'batchwire' AND tablename = 'ingest_log'")}
+        assert any("(committed)" in d for d in defs) and any("(edge, first_ts)" in d for d in defs)
+        conn.execute("SET enable_seqscan = off")
+        plan = "\n".join(r[0] for r in conn.execute(
+            "EXPLAIN SELECT * FROM batchwire.ingest_log WHERE edge = 'e' AND first_ts >= now() - interval '1 hour'"))
+        assert "ingest_log_edge_first_ts_idx" in plan
