@@ -49,6 +49,10 @@ def storage_stats(dsn: str) -> dict[str, Any]:
             newest = conn.execute(f"SELECT max(last_ts) FROM batchwire.{name}").fetchone()[0]
             lag = (newest_raw - newest).total_seconds() if newest_raw and newest else None
             out[f"{name}_lag_s"] = lag
+        if backend.value == "plain":  # buckets ingest queued that the rollup maintainer has not folded in yet
+            from .rollups import pending
+
+            out["rollup_pending"], out["rollup_pending_age_s"] = pending(conn)
         out["ingest_log_messages"] = conn.execute("SELECT count(*) FROM batchwire.ingest_log").fetchone()[0]
         out["quarantined"] = conn.execute("SELECT count(*) FROM batchwire.quarantine").fetchone()[0]
         out["tags"] = conn.execute("SELECT count(*) FROM batchwire.tags").fetchone()[0]
