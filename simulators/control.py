@@ -23,6 +23,10 @@ Handler = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
 MAX_LINE = 64 * 1024
 
 
+class ControlPortError(RuntimeError):
+    """The control port could not be opened."""
+
+
 class ControlServer:
     """Serves ``handler`` on ``host:port`` (port 0 picks a free one; see ``port`` after start)."""
 
@@ -33,7 +37,10 @@ class ControlServer:
         self._server: asyncio.base_events.Server | None = None
 
     async def start(self) -> None:
-        self._server = await asyncio.start_server(self._client, self.host, self.port, limit=MAX_LINE)
+        try:
+            self._server = await asyncio.start_server(self._client, self.host, self.port, limit=MAX_LINE)
+        except OSError as err:
+            raise ControlPortError(f"servers.control_port: cannot listen on {self.host}:{self.port}: {err}") from err
         self.port = self._server.sockets[0].getsockname()[1]
 
     async def stop(self) -> None:

@@ -113,7 +113,7 @@ class ModbusServer:
         try:
             await server.serve_forever(background=True)
         except (OSError, RuntimeError) as err:
-            raise ModbusServerError(f"cannot serve Modbus TCP at {self.host}:{self.port}: {err}") from err
+            raise ModbusServerError(f"servers.modbus_port: cannot serve Modbus TCP at {self.host}:{self.port}: {err}") from err
         self._server = server
 
     async def stop(self) -> None:

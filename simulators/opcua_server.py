@@ -81,7 +81,7 @@ class OpcUaServer:
         try:
             await server.start()
         except OSError as err:
-            raise OpcUaServerError(f"cannot serve OPC UA at {self.endpoint}: {err}") from err
+            raise OpcUaServerError(f"servers.opcua_port: cannot serve OPC UA at {self.endpoint}: {err}") from err
         self._server = server
         self._last.clear()
 
