@@ -25,6 +25,7 @@ import logging
 import random
 import time
 from collections.abc import Iterable
+from dataclasses import replace
 from typing import Any, Protocol
 
 from edge.batcher import Batcher, SealedBatch
@@ -35,6 +36,7 @@ from edge.contract.messages import AckMessage, BirthMessage, StateMessage, TagIn
 from edge.contract.topics import topic
 from edge.delivery import Delivery, as_historical
 from edge.errors import EdgeError, PublishError
+from edge.events import EventDelivery
 from edge.outbox import AppendResult, Outbox
 from edge.publisher import MqttLink
 from edge.reading import ContextChange, Reading, Sink
@@ -90,6 +92,7 @@ class EdgeAgent:
         self.tracker = ContextTracker(self.site)
         self.batcher = Batcher(config.mqtt.max_samples_per_message, config.mqtt.max_batch_delay)
         self.delivery = Delivery(config.mqtt.ack_timeout)
+        self.events = EventDelivery(config.mqtt.ack_timeout)
         self.outbox: Outbox | None = None
         self.session: str | None = None
 
@@ -107,7 +110,6 @@ class EdgeAgent:
         self._stop_requested = asyncio.Event()
         self._draining = False
         self._acks: asyncio.Queue[AckMessage] = asyncio.Queue()
-        self._events: dict[str, bytes] = {}  # event id -> payload, until the broker has it
         self._cache: dict[int, bytes] = {}  # prefetched backlog payloads
         self._tasks: list[asyncio.Task] = []
         self._source_tasks: list[asyncio.Task] = []
@@ -118,6 +120,7 @@ class EdgeAgent:
         self._committing = 0  # samples sealed and on their way into the outbox
         self.published = 0
         self.acknowledged = 0
+        self.events_acknowledged = 0
         self.dropped_this_run = 0
         self.connections = 0
         self.last_error: str | None = None
@@ -140,7 +143,7 @@ class EdgeAgent:
         pending = await asyncio.to_thread(self.outbox.pending_seqs)
         self.delivery.restore(pending)
         for event_id, payload in await asyncio.to_thread(self.outbox.pending_events):
-            self._events[event_id] = payload
+            self.events.stored(event_id, payload)
         log.info("edge %s: outbox %s, session %s (%s), %d messages to deliver",
                  self.edge, self.outbox.path, self.session, "new" if self.outbox.fresh else "continued",
                  len(pending))
@@ -170,8 +173,8 @@ class EdgeAgent:
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(asyncio.shield(capture), 30)
         deadline = time.monotonic() + self.stop_grace
-        while (self._link is not None and self._link.connected and self.delivery.has_work()
-               and time.monotonic() < deadline):
+        while (self._link is not None and self._link.connected
+               and (self.delivery.has_work() or self.events.has_work()) and time.monotonic() < deadline):
             self._wake_deliver.set()
             await asyncio.sleep(0.05)
         self._stop_requested.set()
@@ -215,6 +218,8 @@ class EdgeAgent:
             "backlog_bytes": box.bytes if box else 0,
             "buffered": len(self.batcher) + self._committing,  # samples not yet durable
             "in_flight": self.delivery.in_flight,
+            "events_pending": len(self.events),  # events the historian has not acknowledged
+            "events_acknowledged": self.events_acknowledged,
             "resent": self.delivery.resent,
             "connected": bool(self._link is not None and self._link.connected),
             "connections": self.connections,
@@ -311,7 +316,7 @@ class EdgeAgent:
             log.warning("edge %s: outbox bound reached, dropped %d messages (%d samples)",
                         self.edge, len(result.dropped_seqs), result.dropped_samples)
         for event_id, payload in result.events:
-            self._events[event_id] = payload
+            self.events.stored(event_id, payload)
 
     async def _bounds(self) -> None:
         assert self.outbox is not None
@@ -334,25 +339,33 @@ class EdgeAgent:
     async def _apply_acks(self) -> None:
         assert self.outbox is not None
         while True:
-            ack = await self._acks.get()
-            ranges = list(ack.ranges)
-            while not self._acks.empty():  # merge a burst into one transaction
-                more = self._acks.get_nowait()
-                if more.session == ack.session:
-                    ranges += more.ranges
+            # every queued ack's ranges are of our session (see _on_message)
+            acks = [await self._acks.get()]
+            while not self._acks.empty():  # merge a burst into one transaction each
+                acks.append(self._acks.get_nowait())
+            ranges = [r for a in acks for r in a.ranges]
+            event_ids = list(dict.fromkeys(e for a in acks for e in a.events))
+            if ranges:
+                self.delivery.acknowledged(ranges)
+                try:
+                    deleted = await asyncio.to_thread(self.outbox.acknowledge, self.session, ranges)
+                except EdgeError as err:
+                    self.last_error = str(err)
+                    log.error("edge %s: %s", self.edge, err)
                 else:
-                    self._acks.put_nowait(more)
-                    break
-            self.delivery.acknowledged(ranges)
-            try:
-                deleted = await asyncio.to_thread(self.outbox.acknowledge, ack.session, ranges)
-            except EdgeError as err:
-                self.last_error = str(err)
-                log.error("edge %s: %s", self.edge, err)
-                continue
-            self.acknowledged += len(deleted)
-            for s in deleted:
-                self._cache.pop(s, None)
+                    self.acknowledged += len(deleted)
+                    for s in deleted:
+                        self._cache.pop(s, None)
+            if event_ids:
+                self.events.acknowledged(event_ids)
+                try:
+                    gone = await asyncio.to_thread(self.outbox.acknowledge_events, event_ids)
+                except EdgeError as err:
+                    # still stored: sent again after a restart, recorded once by its id
+                    self.last_error = str(err)
+                    log.error("edge %s: %s", self.edge, err)
+                else:
+                    self.events_acknowledged += len(gone)
 
     def _on_message(self, topic_name: str, payload: bytes) -> None:
         try:
@@ -363,9 +376,13 @@ class EdgeAgent:
         if not isinstance(msg, AckMessage) or msg.edge != self.edge:
             return
         if msg.session != self.session:
-            log.info("edge %s: acknowledgement for session %s ignored (ours is %s)",
-                     self.edge, msg.session, self.session)
-            return
+            # event ids are unique per edge, whatever session the historian filed them under
+            if msg.ranges:
+                log.info("edge %s: acknowledgement of seqs for session %s ignored (ours is %s)",
+                         self.edge, msg.session, self.session)
+            if not msg.events:
+                return
+            msg = replace(msg, ranges=())
         self._acks.put_nowait(msg)
 
     # ------------------------------------------------------------------ delivery
@@ -402,6 +419,7 @@ class EdgeAgent:
             finally:
                 self._link = None
                 self.delivery.on_disconnect()
+                self.events.on_disconnect()
             if self._stop_requested.is_set():
                 return
             # jitter: many gateways reconnecting to a restarted broker should not stampede
@@ -422,12 +440,19 @@ class EdgeAgent:
                 birth = BirthMessage(self.edge, self.site, self.session or "-", now_micros(),
                                      tuple(self._tags.values()))
                 await link.publish_wait(self._topic("birth"), encode(birth), retain=True)
-            for event_id, payload in list(self._events.items()):
-                await link.publish_wait(self._topic("event"), payload)
-                self._events.pop(event_id, None)
-                assert self.outbox is not None
-                await asyncio.to_thread(self.outbox.event_published, event_id)
-            self.delivery.expire(time.monotonic())
+            now = time.monotonic()
+            self.events.expire(now)
+            while (nxt := self.events.next()) is not None:
+                # events first: few and small; kept until the historian acknowledges them
+                event_id, payload = nxt
+                self.events.mark_sent(event_id, payload, now)
+                try:
+                    fut = link.publish(self._topic("event"), payload)
+                except PublishError:
+                    self.events.publish_failed(event_id)
+                    raise
+                fut.add_done_callback(lambda f, i=event_id: self._event_published(i, f))
+            self.delivery.expire(now)
             while len(window) < m.inflight_messages and self.delivery.has_work():
                 item = self.delivery.next()
                 if item is None:
@@ -459,8 +484,8 @@ class EdgeAgent:
             waiters = [asyncio.ensure_future(self._wake_deliver.wait())]
             if window and len(window) >= m.inflight_messages:
                 waiters += [asyncio.ensure_future(asyncio.wait(window, return_when=asyncio.FIRST_COMPLETED))]
-            expiry = self.delivery.next_expiry()
-            timeout = None if expiry is None else max(expiry - time.monotonic(), 0) + 0.01
+            expiries = [e for e in (self.delivery.next_expiry(), self.events.next_expiry()) if e is not None]
+            timeout = None if not expiries else max(min(expiries) - time.monotonic(), 0) + 0.01
             waiters.append(link.closed)
             try:
                 if self.delivery.has_work() and len(window) < m.inflight_messages:
@@ -471,6 +496,13 @@ class EdgeAgent:
                     w.cancel()
             if link.closed.done():
                 raise PublishError("connection lost")
+
+    def _event_published(self, event_id: str, fut: asyncio.Future) -> None:
+        if fut.cancelled() or fut.exception() is not None:
+            self.events.publish_failed(event_id)
+            self._wake_deliver.set()
+        else:
+            self.events.puback(event_id)
 
     def _published(self, seq: int, fut: asyncio.Future) -> None:
         if fut.cancelled() or fut.exception() is not None:

@@ -15,7 +15,7 @@ outbox is fresh: first start, or after its directory was deleted or reset by an 
 Rows are deleted only when the historian acknowledges them (:meth:`acknowledge`), or when a
 bound (``max_bytes`` of stored payload, ``max_age``) forces the oldest out. Such a drop is
 never silent: it is counted (persistently) and recorded as a ``data-gap`` event, stored here
-too, that the agent publishes.
+too, that the agent publishes and keeps until the historian acknowledges its id.
 
 The methods are blocking; the agent runs them in a worker thread (``asyncio.to_thread``)
 because an fsync can take tens of milliseconds and must not stall acquisition on the event
@@ -177,7 +177,7 @@ class Outbox:
                 self._conn.execute("COMMIT")
             except sqlite3.Error as err:
                 self._rollback()
-                raise OutboxError(f"outbox commit failed: {err}") from err
+                raise OutboxError(f"outbox {self.path}: commit failed: {err}") from err
             self.next_seq = seq
             self.count += len(rows) - len(result.dropped_seqs)
             self.bytes += added
@@ -195,7 +195,7 @@ class Outbox:
                 self._conn.execute("COMMIT")
             except sqlite3.Error as err:
                 self._rollback()
-                raise OutboxError(f"outbox bound enforcement failed: {err}") from err
+                raise OutboxError(f"outbox {self.path}: bound enforcement failed: {err}") from err
             self.count -= len(result.dropped_seqs)
         return result
 
@@ -265,18 +265,29 @@ class Outbox:
                 self._conn.execute("COMMIT")
             except sqlite3.Error as err:
                 self._rollback()
-                raise OutboxError(f"outbox acknowledgement failed: {err}") from err
+                raise OutboxError(f"outbox {self.path}: acknowledgement failed: {err}") from err
             self.count -= len(deleted)
             self.bytes -= freed
         return deleted
 
-    def event_published(self, event_id: str) -> None:
-        """The broker accepted the event; forget it (events have no end-to-end ack in v1)."""
+    def acknowledge_events(self, ids: Iterable[str]) -> list[str]:
+        """Forget the events the historian committed (ids listed in an acknowledgement);
+        returns the ids actually deleted. Unknown or repeated ids are harmless."""
+        ids = list(ids)
+        if not ids:
+            return []
         with self._lock:
             try:
-                self._conn.execute("DELETE FROM events WHERE id = ?", (event_id,))
+                self._conn.execute("BEGIN IMMEDIATE")
+                deleted = []
+                for event_id in ids:
+                    deleted += [r[0] for r in self._conn.execute(
+                        "DELETE FROM events WHERE id = ? RETURNING id", (event_id,))]
+                self._conn.execute("COMMIT")
             except sqlite3.Error as err:
-                raise OutboxError(f"outbox event delete failed: {err}") from err
+                self._rollback()
+                raise OutboxError(f"outbox {self.path}: event acknowledgement failed: {err}") from err
+        return deleted
 
     # ------------------------------------------------------------------ reading
 
@@ -286,7 +297,7 @@ class Outbox:
             try:
                 return [r[0] for r in self._conn.execute("SELECT seq FROM messages ORDER BY seq")]
             except sqlite3.Error as err:
-                raise OutboxError(f"outbox read failed: {err}") from err
+                raise OutboxError(f"outbox {self.path}: read failed: {err}") from err
 
     def load(self, seqs: Sequence[int]) -> dict[int, bytes]:
         """Payloads of the given messages (those still stored)."""
@@ -298,14 +309,14 @@ class Outbox:
                 return dict(self._conn.execute(
                     f"SELECT seq, payload FROM messages WHERE seq IN ({marks})", list(seqs)))
             except sqlite3.Error as err:
-                raise OutboxError(f"outbox read failed: {err}") from err
+                raise OutboxError(f"outbox {self.path}: read failed: {err}") from err
 
     def pending_events(self) -> list[tuple[str, bytes]]:
         with self._lock:
             try:
                 return list(self._conn.execute("SELECT id, payload FROM events ORDER BY created, id"))
             except sqlite3.Error as err:
-                raise OutboxError(f"outbox read failed: {err}") from err
+                raise OutboxError(f"outbox {self.path}: read failed: {err}") from err
 
     def _rollback(self) -> None:
         try:

@@ -225,3 +225,43 @@ async def test_full_outbox_drops_oldest_and_publishes_data_gap(collector, mqtt_u
         await wait_until(lambda: sum(len(m.samples) for m in {m.seq: m for m in collector.data()}.values())
                          == 5000 - dropped, what="kept data")
         assert dropped == agent.stats()["dropped"]
+
+
+async def test_events_stay_until_the_historian_acknowledges_them(collector, mqtt_url, topic_prefix, tmp_path):
+    from edge.reading import Reading
+
+    def config(url):
+        return parse_config({"edge": {"id": "gw-ev", "site": SITE, "data_dir": str(tmp_path / "o")},
+                             "mqtt": {"url": url, "topic_prefix": topic_prefix, "max_batch_delay": 0.05,
+                                      "max_samples_per_message": 100, "ack_timeout": 1},
+                             "outbox": {"max_bytes": 64 * 1024}})
+
+    async with EdgeAgent(config(f"mqtt://127.0.0.1:{free_port()}"), sources=[]) as agent:
+        for i in range(5000):
+            agent.reading(Reading(f"T{i % 3}", 10**15 + i, float(i), 0, None))
+        await wait_until(lambda: agent.stats()["captured"] == 5000, what="capture")
+        assert agent.stats()["events_pending"] > 0
+    async with EdgeAgent(config(mqtt_url), sources=[]) as agent:
+        stored = [e for e, _ in await asyncio.to_thread(agent.outbox.pending_events)]
+        assert stored and agent.stats()["events_pending"] == len(stored)
+
+        def sent(event_id):
+            return sum(1 for e in collector.of("event") if e.id == event_id)
+
+        # the broker's PUBACK is not enough: without an ack each event comes again
+        await wait_until(lambda: all(sent(e) >= 2 for e in stored), what="events re-sent")
+        assert [e for e, _ in await asyncio.to_thread(agent.outbox.pending_events)] == stored
+
+        # an ack of events only (no ranges), filed under another session, still counts
+        first, rest = stored[:1], stored[1:]
+        collector.ack(SITE, "gw-ev", "another-session", [], events=first)
+        await wait_until(lambda: agent.stats()["events_acknowledged"] == 1, what="event ack applied")
+        assert [e for e, _ in await asyncio.to_thread(agent.outbox.pending_events)] == rest
+        collector.ack(SITE, "gw-ev", agent.stats()["session"], [], events=[*stored, "unknown-id"])
+        await wait_until(lambda: agent.stats()["events_pending"] == 0, what="all events acknowledged")
+        assert await asyncio.to_thread(agent.outbox.pending_events) == []
+        before = {e: sent(e) for e in stored}
+        # acknowledged events are not sent again (several ack timeouts later)
+        await wait_until(lambda: agent.stats()["resent"] >= 3 * agent.stats()["backlog"] > 0,
+                         what="data re-sent meanwhile")
+        assert {e: sent(e) for e in stored} == before

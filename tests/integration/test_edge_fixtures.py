@@ -119,8 +119,9 @@ class Collector:
             out += [(s, m) for s in m.samples if s.tag == tag]
         return out
 
-    def ack(self, site: str, edge: str, session: str, ranges) -> None:
-        payload = encode(AckMessage(edge=edge, session=session, ranges=tuple(ranges), sent=now_micros()))
+    def ack(self, site: str, edge: str, session: str, ranges, events=()) -> None:
+        payload = encode(AckMessage(edge=edge, session=session, ranges=tuple(ranges), sent=now_micros(),
+                                    events=tuple(events)))
         self.client.publish(topic("ack", site, edge, self.prefix), payload, qos=1).wait_for_publish(10)
 
     def close(self) -> None:

@@ -110,12 +110,13 @@ def test_size_bound_drops_oldest_and_records_gap(tmp_path):
     assert ev.detail["first_seq"] == 1 and ev.detail["last_seq"] == 2
     assert ev.detail["reason"] == "max_bytes" and ev.detail["session"] == box.session
     assert box.pending_seqs()[0] == 3
-    # events are durable until published; counters survive a restart
+    # events are durable until the historian acknowledges them; counters survive a restart
     box.close()
     box = open_box(tmp_path, max_bytes=64 * 1024)
     assert [e for e, _ in box.pending_events()] == [event_id]
     assert box.dropped_samples == 20
-    box.event_published(event_id)
+    assert box.acknowledge_events(["unknown", event_id]) == [event_id]
+    assert box.acknowledge_events([event_id]) == []  # repeated: harmless
     assert box.pending_events() == []
     box.close()
 
