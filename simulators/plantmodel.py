@@ -8,7 +8,6 @@ name, so a plant with the same configuration and seed produces the same values.
 
 from __future__ import annotations
 
-import bisect
 import math
 import random
 from dataclasses import dataclass
@@ -240,7 +239,7 @@ class PlantModel:
 
     # -- values ----------------------------------------------------------------------------
     def write(self, tag: str, value: float) -> None:
-        """An operator write to a setpoint (FaultError/KeyError-free: raises ValueError)."""
+        """An operator write to a setpoint; ValueError for an unknown, read-only or out-of-range signal."""
         if tag not in self._specs:
             raise ValueError(f"unknown signal {tag!r}")
         info, spec = self._specs[tag]

@@ -12,7 +12,6 @@ import sys
 from pathlib import Path
 
 import pytest
-from asyncua import Client
 
 from simulators.faults import FaultSpec
 from simulators.plant import default_plant

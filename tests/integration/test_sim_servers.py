@@ -82,5 +82,14 @@ async def test_modbus_devices_read_and_write(plant):
                                           device_id=flow_sp.unit_id)
         assert wr.isError() and wr.exception_code == 3
         assert not math.isnan(plant.model.units["CPS01"].flow_sp)
+        # a coil write is a command: TARE zeroes the balance's net weight
+        tare, weight = plant.catalog.get("BAL01.TARE"), plant.catalog.get("BAL01.WEIGHT")
+        wr = await client.write_coil(tare.address, True, device_id=tare.unit_id)
+        assert not wr.isError()
+        await plant.wait_ticks(1)
+        rr = await client.read_input_registers(weight.address, count=2, device_id=weight.unit_id)
+        assert abs(decode(weight, rr.registers)) < 0.05
+        rb = await client.read_coils(tare.address, count=1, device_id=tare.unit_id)
+        assert rb.bits[0] is False, "a command coil reads back idle"
     finally:
         client.close()

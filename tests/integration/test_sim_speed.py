@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from asyncua import Client, ua
+from asyncua import Client
 
 from simulators.catalog import NAMESPACE_URI
 from simulators.plant import BioreactorConfig, PlantConfig, ServersConfig, default_plant, standard_recipe
