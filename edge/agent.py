@@ -23,12 +23,13 @@ import asyncio
 import contextlib
 import logging
 import random
+import secrets
 import time
 from collections.abc import Iterable
 from dataclasses import replace
 from typing import Any, Protocol
 
-from edge.batcher import Batcher, SealedBatch
+from edge.batcher import Batcher
 from edge.config import EdgeConfig
 from edge.context import ContextTracker
 from edge.contract.codec import DecodeError, decode, encode
@@ -37,6 +38,7 @@ from edge.contract.topics import topic
 from edge.delivery import Delivery, as_historical
 from edge.errors import EdgeError, PublishError
 from edge.events import EventDelivery
+from edge.membuffer import Gap, MemoryBuffer
 from edge.outbox import AppendResult, Outbox
 from edge.publisher import MqttLink
 from edge.reading import ContextChange, Reading, Sink
@@ -118,6 +120,13 @@ class EdgeAgent:
 
         self.captured = 0
         self._committing = 0  # samples sealed and on their way into the outbox
+        self.unsaved = MemoryBuffer()  # sealed, not yet committed (the outbox failed)
+        self.max_memory = config.outbox.max_memory_samples
+        self._outbox_failing_since: float | None = None
+        self._outbox_error: str | None = None
+        self._retry_at = 0.0
+        self._last_outbox_log = 0.0
+        self.dropped_in_memory = 0
         self.published = 0
         self.acknowledged = 0
         self.events_acknowledged = 0
@@ -216,7 +225,10 @@ class EdgeAgent:
             "dropped_messages": box.dropped_messages if box else 0,
             "backlog": box.count if box else 0,
             "backlog_bytes": box.bytes if box else 0,
-            "buffered": len(self.batcher) + self._committing,  # samples not yet durable
+            # samples not yet durable, and those dropped by max_memory_samples this run
+            "buffered": len(self.batcher) + len(self.unsaved) + self._committing,
+            "dropped_in_memory": self.dropped_in_memory,
+            "outbox_failing": self._outbox_failing_since is not None,
             "in_flight": self.delivery.in_flight,
             "events_pending": len(self.events),  # events the historian has not acknowledged
             "events_acknowledged": self.events_acknowledged,
@@ -234,6 +246,26 @@ class EdgeAgent:
     def reading(self, r: Reading) -> None:
         if self.batcher.add(r, time.monotonic()) or len(self.batcher) == 1:
             self._wake_capture.set()
+        if len(self.batcher) + len(self.unsaved) > self.max_memory:
+            self._bound_memory()
+
+    def _bound_memory(self) -> None:
+        """Drop the oldest samples held in memory down to 90 % of the bound (dropping in
+        chunks keeps this off the per-reading path while the bound is hit)."""
+        excess = len(self.batcher) + len(self.unsaved) - self.max_memory
+        if excess <= 0:
+            return
+        excess += self.max_memory // 10
+        n = self.unsaved.drop_oldest(excess)
+        if n < excess:
+            gone = self.batcher.drop_oldest(excess - n)
+            self.unsaved.dropped_readings(gone)
+            n += len(gone)
+        if not self.dropped_in_memory or self.unsaved.gap.samples == n:
+            log.error("edge %s: %d samples in memory (outbox.max_memory_samples): dropping the "
+                      "oldest; a data-gap event will record them (outbox: %s)", self.edge,
+                      self.max_memory, self._outbox_error or "committing slower than acquisition")
+        self.dropped_in_memory += n
 
     def context(self, c: ContextChange) -> None:
         self.tracker.apply(c)
@@ -266,47 +298,85 @@ class EdgeAgent:
                     await asyncio.wait_for(self._source_stop.wait(), 5)
 
     async def _capture(self) -> None:
-        """Seal due batches and commit them; exits after the final flush when draining."""
+        """Seal due batches and commit them; while the outbox fails, keep sealing into the
+        bounded memory buffer and retry every second. Exits after the final flush when
+        draining (or when cancelled, if the outbox never recovers)."""
         assert self.outbox is not None
         while True:
-            deadline = self.batcher.deadline()
-            if deadline is None and not self._draining:
+            wake = [d for d in (self.batcher.deadline(),) if d is not None]
+            if self.unsaved or self.unsaved.gap.samples:
+                wake.append(self._retry_at)
+            if not wake and not self._draining:
                 await self._wake_capture.wait()
-            elif not self._draining:
+            elif wake and (not self._draining or self._outbox_failing_since is not None):
                 with contextlib.suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(self._wake_capture.wait(), max(deadline - time.monotonic(), 0))
+                    await asyncio.wait_for(self._wake_capture.wait(), max(min(wake) - time.monotonic(), 0))
             self._wake_capture.clear()
-            batches: list[SealedBatch] = []
             now = time.monotonic()
             while self.batcher.due(now) or (self._draining and len(self.batcher)):
                 b = self.batcher.seal(self.tracker.at)
                 if b is None:
                     break
-                batches.append(b)
-            if batches:
-                await self._commit(batches)
-            if self._draining and not len(self.batcher):
+                self.unsaved.add(b)
+            self._bound_memory()
+            if (self.unsaved or self.unsaved.gap.samples) and now >= self._retry_at:
+                await self._commit()
+            if self._draining and not len(self.batcher) and not self.unsaved and not self.unsaved.gap.samples:
                 return
 
-    async def _commit(self, batches: list[SealedBatch]) -> None:
+    async def _commit(self) -> None:
+        """One group commit of everything sealed (and of the record of a memory drop)."""
         assert self.outbox is not None
+        batches = self.unsaved.take()
+        gap = self.unsaved.take_gap()
+        events = [self._gap_event(gap)] if gap is not None else []
         pending = sum(len(b.samples) for b in batches)
         self._committing += pending
-        while True:
-            try:
-                result = await asyncio.to_thread(self.outbox.append, batches)
-                self._committing -= pending
-                break
-            except EdgeError as err:
-                # keep the samples in memory and retry: a full disk or a locked file may clear
-                self.last_error = str(err)
-                log.error("edge %s: %s; retrying in 1 s", self.edge, err)
-                await asyncio.sleep(1)
+        try:
+            result = await asyncio.to_thread(self.outbox.append, batches, events=events)
+        except EdgeError as err:
+            # keep the samples in memory (bounded) and retry: a full disk or a locked file may clear
+            self._committing -= pending
+            self.unsaved.put_back(batches)
+            if gap is not None:
+                self.unsaved.restore_gap(gap)
+            self._outbox_failed(err)
+            self._bound_memory()
+            return
+        self._committing -= pending
+        if self._outbox_failing_since is not None:
+            log.warning("edge %s: outbox %s commits again after %.0f s%s", self.edge, self.outbox.path,
+                        time.monotonic() - self._outbox_failing_since,
+                        f"; {gap.samples} samples dropped in memory meanwhile, recorded as data-gap "
+                        f"event {events[0].id}" if gap is not None else "")
+            self._outbox_failing_since = None
+            self._outbox_error = None
         self.captured += result.samples
         for seq, payload in result.committed:
             self.delivery.committed(seq, payload)
         self._apply_drops(result)
         self._wake_deliver.set()
+
+    def _outbox_failed(self, err: EdgeError) -> None:
+        now = time.monotonic()
+        self.last_error = self._outbox_error = str(err)
+        self._retry_at = now + 1.0
+        if self._outbox_failing_since is None:
+            self._outbox_failing_since = now
+            self._last_outbox_log = now
+            log.error("edge %s: %s; holding up to %d samples in memory (outbox.max_memory_samples) "
+                      "and retrying every second", self.edge, err, self.max_memory)
+        elif now - self._last_outbox_log >= 60:
+            self._last_outbox_log = now
+            log.error("edge %s: %s; failing for %.0f s, %d samples in memory, %d dropped",
+                      self.edge, err, now - self._outbox_failing_since,
+                      len(self.unsaved) + len(self.batcher), self.dropped_in_memory)
+
+    def _gap_event(self, gap: Gap):
+        now = now_micros()
+        return gap.event(edge=self.edge, site=self.site, session=self.session or "-",
+                         event_id=f"{self.session}-memgap-{now}-{secrets.token_hex(3)}", now_us=now,
+                         bound=self.max_memory, error=self._outbox_error)
 
     def _apply_drops(self, result: AppendResult) -> None:
         if result.dropped_seqs:

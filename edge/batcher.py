@@ -65,6 +65,14 @@ class Batcher:
             len(self._pending) >= self.max_samples or now >= self._opened + self.max_delay
         )
 
+    def drop_oldest(self, n: int) -> list[Reading]:
+        """Remove and return up to ``n`` of the oldest pending readings (a memory bound)."""
+        gone = self._pending[:n]
+        del self._pending[:n]
+        if not self._pending:
+            self._opened = None
+        return gone
+
     def seal(self, context_at: ContextAt) -> SealedBatch | None:
         """Take up to ``max_samples`` pending readings as one batch (None when empty)."""
         if not self._pending:

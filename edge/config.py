@@ -164,6 +164,10 @@ class OutboxSection(_Model):
     max_bytes: int = Field(1_000_000_000, ge=64 * 1024)
     #: Bound on the age of stored messages (seconds or "7d", "12h", ...).
     max_age: Duration = 7 * 86400.0
+    #: Bound on samples held in memory while not yet committed (the outbox is failing or
+    #: slower than acquisition). Beyond it the oldest are dropped, counted and reported as a
+    #: data-gap event once the outbox commits again. ~130 bytes per sample.
+    max_memory_samples: int = Field(200_000, ge=1000, le=100_000_000)
 
     @field_validator("max_age", mode="before")
     @classmethod
@@ -351,6 +355,14 @@ class EdgeConfig(_Model):
                     raise ValueError(f"{kind}[{i}].name: duplicate source name {src.name!r} "
                                      f"(already {names[src.name]})")
                 names[src.name] = f"{kind}[{i}].name"
+        return self
+
+    @model_validator(mode="after")
+    def _memory_bound(self):
+        if self.outbox.max_memory_samples < self.mqtt.max_samples_per_message:
+            raise ValueError(
+                f"outbox.max_memory_samples ({self.outbox.max_memory_samples}) must be at least "
+                f"mqtt.max_samples_per_message ({self.mqtt.max_samples_per_message})")
         return self
 
     @property

@@ -148,9 +148,11 @@ class Outbox:
 
     # ------------------------------------------------------------------ writing
 
-    def append(self, batches: Sequence[SealedBatch], *, now_us: int | None = None) -> AppendResult:
+    def append(self, batches: Sequence[SealedBatch], *, now_us: int | None = None,
+               events: Sequence[EventMessage] = ()) -> AppendResult:
         """Seal ``batches`` into data messages and commit them in one transaction (the group
-        commit); then enforce the bounds. Returns what was stored and dropped."""
+        commit), with ``events`` (stored until acknowledged); then enforce the bounds.
+        Returns what was stored (``events`` included in ``result.events``) and dropped."""
         now_us = now_micros() if now_us is None else now_us
         result = AppendResult()
         with self._lock:
@@ -171,6 +173,11 @@ class Outbox:
                     result.samples += len(b.samples)
                     seq += 1
                 self._conn.executemany("INSERT INTO messages VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
+                for ev in events:
+                    ev_payload = encode(ev)
+                    self._conn.execute("INSERT OR REPLACE INTO events VALUES (?, ?, ?)",
+                                       (ev.id, now_us, ev_payload))
+                    result.events.append((ev.id, ev_payload))
                 self._conn.execute("UPDATE meta SET value = ? WHERE key = 'next_seq'", (str(seq),))
                 added = sum(r[6] for r in rows)
                 self._enforce(now_us, result, extra_bytes=added)

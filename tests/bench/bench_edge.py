@@ -84,7 +84,9 @@ async def bench_agent(mqtt_url: str, total: int) -> None:
     with tempfile.TemporaryDirectory() as d:
         cfg = parse_config({"edge": {"id": "bench", "site": "s", "data_dir": d},
                             "mqtt": {"url": mqtt_url, "topic_prefix": prefix, "client_id": prefix,
-                                     "max_batch_delay": 0.05, "max_samples_per_message": 1000}})
+                                     "max_batch_delay": 0.05, "max_samples_per_message": 1000},
+                            # the producer here outruns any disk: measure throughput, drop nothing
+                            "outbox": {"max_memory_samples": max(total, 1000)}})
         async with EdgeAgent(cfg, sources=[]) as agent:
             while not agent.stats()["connected"]:
                 await asyncio.sleep(0.01)

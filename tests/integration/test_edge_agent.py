@@ -265,3 +265,71 @@ async def test_events_stay_until_the_historian_acknowledges_them(collector, mqtt
         await wait_until(lambda: agent.stats()["resent"] >= 3 * agent.stats()["backlog"] > 0,
                          what="data re-sent meanwhile")
         assert {e: sent(e) for e in stored} == before
+
+
+class _FailingConnection:
+    """The outbox's SQLite connection with writes failing as on a full disk, while ``fail``."""
+
+    def __init__(self, real):
+        self.real = real
+        self.fail = True
+
+    def _check(self, sql: str) -> None:
+        if self.fail and not sql.lstrip().upper().startswith(("ROLLBACK", "SELECT")):
+            import sqlite3
+
+            raise sqlite3.OperationalError("database or disk is full")
+
+    def execute(self, sql, *args):
+        self._check(sql)
+        return self.real.execute(sql, *args)
+
+    def executemany(self, sql, *args):
+        self._check(sql)
+        return self.real.executemany(sql, *args)
+
+    def __getattr__(self, name):
+        return getattr(self.real, name)
+
+
+async def test_failing_outbox_bounds_memory_and_records_the_drop(collector, mqtt_url, topic_prefix, tmp_path,
+                                                                 caplog):
+    from edge.contract.messages import EventMessage
+    from edge.reading import Reading
+
+    bound = 1000
+    cfg = parse_config({"edge": {"id": "gw-mem", "site": SITE, "data_dir": str(tmp_path / "o")},
+                        "mqtt": {"url": mqtt_url, "topic_prefix": topic_prefix, "max_batch_delay": 0.05,
+                                 "max_samples_per_message": 100},
+                        "outbox": {"max_memory_samples": bound}})
+    t0, total = 10**15, 6000
+    async with EdgeAgent(cfg, sources=[]) as agent:
+        conn = agent.outbox._conn = _FailingConnection(agent.outbox._conn)
+        agent.reading(Reading("T0", t0, 0.0, 0, None))
+        await wait_until(lambda: agent.stats()["outbox_failing"], what="a failed commit")
+        for i in range(1, total):
+            agent.reading(Reading(f"T{i % 3}", t0 + i, float(i), 0, None))
+            assert len(agent.batcher) + len(agent.unsaved) <= bound
+            if i % 50 == 0:
+                await asyncio.sleep(0)  # sealing and commit attempts run, as with real sources
+        stats = agent.stats()
+        assert stats["captured"] == 0 and stats["buffered"] <= bound
+        dropped = stats["dropped_in_memory"]
+        assert dropped >= total - bound
+        assert str(agent.outbox.path) in caplog.text and "database or disk is full" in caplog.text
+
+        conn.fail = False  # the disk has room again
+        await wait_until(lambda: collector.of("event"), what="data-gap event")
+        ev, = collector.of("event")
+        assert isinstance(ev, EventMessage) and ev.type == "data-gap"
+        assert ev.detail["reason"] == "max_memory_samples" and ev.detail["samples"] == dropped
+        assert "disk is full" in ev.detail["outbox_error"]
+        # the oldest went: exactly the first `dropped` readings, all three tags
+        assert (ev.start, ev.end, set(ev.tags)) == (t0, t0 + dropped - 1, {"T0", "T1", "T2"})
+        await wait_until(lambda: agent.stats()["captured"] == total - dropped, what="kept samples committed")
+        await wait_until(lambda: sum(len(m.samples) for m in {m.seq: m for m in collector.data()}.values())
+                         == total - dropped, what="kept samples published")
+        got = sorted(s.ts for m in {m.seq: m for m in collector.data()}.values() for s in m.samples)
+        assert got == list(range(t0 + dropped, t0 + total))
+        assert not agent.stats()["outbox_failing"]
+        assert "commits again" in caplog.text
