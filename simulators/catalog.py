@@ -76,6 +76,7 @@ class Catalog:
 
     signals: list[Signal] = field(default_factory=list)
     phase_codes: dict[str, dict[int, str]] = field(default_factory=dict)
+    _index: dict[str, Signal] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __iter__(self) -> Iterator[Signal]:
         return iter(self.signals)
@@ -85,10 +86,9 @@ class Catalog:
 
     def get(self, name: str) -> Signal:
         """The signal with tag name ``name``; KeyError when unknown."""
-        for sig in self.signals:
-            if sig.name == name:
-                return sig
-        raise KeyError(name)
+        if len(self._index) != len(self.signals):
+            self._index = {s.name: s for s in self.signals}
+        return self._index[name]
 
     def units(self) -> list[str]:
         seen: dict[str, None] = {}

@@ -207,8 +207,9 @@ class PlantModel:
             info = self._info(spec.target)
             if info.protocol != "modbus":
                 raise FaultError(f"fault {spec.kind}: {spec.target!r} is not a Modbus unit")
-            if spec.kind == "modbus_exception" and spec.magnitude is not None and not 1 <= spec.magnitude <= 11:
-                raise FaultError("fault modbus_exception: magnitude is the exception code 1..11")
+            if spec.kind == "modbus_exception" and spec.magnitude is not None and \
+                    spec.magnitude not in (1, 2, 3, 4, 5, 6, 7, 8, 10, 11):
+                raise FaultError("fault modbus_exception: magnitude is an exception code (1-8, 10, 11)")
         elif spec.kind == "clock_skew":
             if self._info(spec.target).protocol != "opcua":
                 raise FaultError("fault clock_skew: Modbus carries no timestamps; target an OPC UA unit")

@@ -2,6 +2,8 @@
 polled at 1 Hz, served by one process at real time.
 
 Run: ``.venv/bin/python -m tests.bench.bench_sim [--bioreactors 280] [--seconds 30]``
+or, for a plant file at its own speed (e.g. 1000x):
+``.venv/bin/python -m tests.bench.bench_sim --plant deploy/examples/plant.toml``
 
 The plant runs in this process; the clients (one asyncua subscription client, one pymodbus
 poller for 50 unit ids) run in a child process so they do not share the plant's event loop.
@@ -103,8 +105,13 @@ async def _client_main(endpoint, node_ids, modbus, seconds, ready, out) -> None:
         await client.disconnect()
 
 
-async def main(bioreactors: int, modbus_devices: int, seconds: float) -> None:
-    cfg = bench_plant(bioreactors, modbus_devices)
+async def main(bioreactors: int, modbus_devices: int, seconds: float, plant_file: str | None = None) -> None:
+    if plant_file:
+        cfg = PlantConfig.load(plant_file)
+        cfg = cfg.model_copy(update={"servers": ServersConfig(opcua_port=free_port(), modbus_port=free_port(),
+                                                              control_port=0)})
+    else:
+        cfg = bench_plant(bioreactors, modbus_devices)
     t_start = time.monotonic()
     async with PlantRunner(cfg) as plant:
         startup = time.monotonic() - t_start
@@ -174,5 +181,6 @@ if __name__ == "__main__":
     ap.add_argument("--bioreactors", type=int, default=280)
     ap.add_argument("--modbus-devices", type=int, default=50)
     ap.add_argument("--seconds", type=float, default=30.0)
+    ap.add_argument("--plant", help="benchmark this plant file (at its speed) instead of the synthetic plant")
     a = ap.parse_args()
-    asyncio.run(main(a.bioreactors, a.modbus_devices, a.seconds))
+    asyncio.run(main(a.bioreactors, a.modbus_devices, a.seconds, a.plant))

@@ -71,3 +71,24 @@ def test_fault_spec_validation():
     with pytest.raises(ValueError, match="status"):
         FaultSpec(kind="bad_quality", target="BR01.DO", status="Sorta")
     assert FaultSpec(kind="drop_connections").target == ""
+
+
+def test_fault_targets_are_checked_against_the_plant():
+    from datetime import datetime, timezone
+
+    from simulators.faults import FaultError
+    from simulators.plantmodel import PlantModel
+
+    m = PlantModel(default_plant(), datetime(2026, 1, 1, tzinfo=timezone.utc))
+    bad = [
+        FaultSpec(kind="frozen", target="BR01.NOPE"),
+        FaultSpec(kind="spike", target="BR01.PHASE", magnitude=1.0),        # not numeric
+        FaultSpec(kind="modbus_timeout", target="BR01"),                    # not a Modbus unit
+        FaultSpec(kind="modbus_exception", target="RM01", magnitude=9),      # no such exception code
+        FaultSpec(kind="contamination", target="RM01"),
+        FaultSpec(kind="clock_skew", target="CPS01", magnitude=5),
+    ]
+    for spec in bad:
+        with pytest.raises(FaultError):
+            m.start_fault(spec)
+    assert m.fault_log == []

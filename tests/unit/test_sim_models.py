@@ -170,3 +170,30 @@ def test_status_constants_match_the_opc_ua_specification():
 
     for name, code in status.BY_NAME.items():
         assert getattr(StatusCodes, name) == code, name
+
+
+@settings(max_examples=20, deadline=None)
+@given(seed=hs.integers(0, 2**31),
+       writes=hs.lists(hs.tuples(hs.integers(0, 600),
+                                 hs.sampled_from(["TEMP_SP", "PH_SP", "DO_SP", "AGIT_SP", "AIR_FLOW_SP"]),
+                                 hs.floats(0, 1)), max_size=8))
+def test_values_stay_physical_under_any_operator_setpoints(seed, writes):
+    """Whatever an operator sets (within each setpoint's range), the process stays physical."""
+    from simulators.models.bioreactor import SIGNALS
+
+    ranges = {s.name: (s.low, s.high) for s in SIGNALS}
+    br = make_br(demo_recipe().to_recipe(), seed=seed, repeat=True)
+    pending = sorted(writes)
+    while br.t < 900:
+        while pending and pending[0][0] <= br.t:
+            _, name, frac = pending.pop(0)
+            lo, hi = ranges[name]
+            br.write(name, lo + frac * (hi - lo))
+        br.step(2.0)
+        v = br.values()
+        assert 0.0 <= v["DO"] <= 100.0
+        assert 5.0 <= v["PH"] <= 9.0
+        assert 0.0 <= v["VIAB"] <= 100.0 and v["TCD"] >= v["VCD"] >= 0.0
+        assert 0.0 <= v["VOLUME"] <= 250.0
+        assert min(v["GLC"], v["GLN"], v["LAC"], v["NH4"], v["TITER"]) >= 0.0
+        assert -5.0 < v["TEMP"] < 60.0
