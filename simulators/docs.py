@@ -38,7 +38,7 @@ def reference_catalog() -> Catalog:
 def _num(x: float | None) -> str:
     if x is None:
         return ""
-    return f"{x:g}"
+    return str(int(x)) if float(x).is_integer() else f"{x:g}"
 
 
 def _dtype(s: Signal) -> str:
