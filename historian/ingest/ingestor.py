@@ -231,7 +231,7 @@ class Ingestor:
         for handle in taken.handles:
             self._link.ack(handle)
         for site, ack in acks_for(result.applied + result.duplicates + result.refused,
-                                  now_micros(), self.worker_id):
+                                  now_micros(), self.worker_id, result.events, result.edge_sessions):
             self._link.publish(topic("ack", site, ack.edge, self.prefix), encode(ack))
         with self._stats_lock:
             self._messages += len(taken.handles)

@@ -26,7 +26,7 @@ from datetime import datetime, timezone
 import psycopg
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from edge.contract import BatchContext, BirthMessage, DataMessage, EventMessage, StateMessage
+from edge.contract import BatchContext, BirthMessage, DataMessage, EventMessage, StateMessage, encode
 
 from . import rollups
 from .backend import Backend
@@ -88,6 +88,11 @@ class WriteResult:
     applied: list[DataIn] = field(default_factory=list)  # newly committed messages
     duplicates: list[DataIn] = field(default_factory=list)  # committed before (re-delivery)
     refused: list[DataIn] = field(default_factory=list)  # stored in quarantine instead
+    #: events now in the database - newly inserted or stored before (a re-sent event) - and
+    #: events the store refused and quarantined: all of them are acknowledged to their edge
+    events: list[EventMessage] = field(default_factory=list)
+    #: edge -> its current session (batchwire.edges) for the edges of ``events``, when known
+    edge_sessions: dict[str, str] = field(default_factory=dict)
     samples: int = 0
     quarantined: int = 0
     skewed: int = 0
@@ -97,6 +102,8 @@ class WriteResult:
         self.applied += other.applied
         self.duplicates += other.duplicates
         self.refused += other.refused
+        self.events += other.events
+        self.edge_sessions.update(other.edge_sessions)
         self.samples += other.samples
         self.quarantined += other.quarantined
         self.skewed += other.skewed
@@ -156,13 +163,15 @@ class Writer:
 
     # ------------------------------------------------------------------ internals
 
-    def _write_once(self, batch: WriteBatch) -> WriteResult:
+    def _write_once(self, batch: WriteBatch, refused_events: tuple[EventMessage, ...] = ()) -> WriteResult:
         try:
             with self.pool.connection(timeout=self.timeout) as conn:
                 new_tags: dict[str, int] = {}
                 new_contexts: dict[BatchContext, int] = {}
                 with conn.transaction(), conn.cursor() as cur:
                     result = self._apply(cur, batch, new_tags, new_contexts)
+                    result.events += refused_events
+                    self._edge_sessions(cur, result)
                     result.committed_at = cur.execute("SELECT now()").fetchone()[0]
                 # ids become cacheable only once they are committed
                 self._tags.update(new_tags)
@@ -240,6 +249,8 @@ class Writer:
                  None if ev.end is None else from_us(ev.end), list(ev.tags),
                  psycopg.types.json.Jsonb(ev.detail)),
             )
+        # inserted now or found stored (ON CONFLICT): either way it is in the database
+        result.events += batch.events
         for st in batch.states:
             # the newest report wins even when state messages arrive out of order
             cur.execute(
@@ -258,6 +269,16 @@ class Writer:
             )
         result.quarantined = len(quarantine)
         return result
+
+    @staticmethod
+    def _edge_sessions(cur: psycopg.Cursor, result: WriteResult) -> None:
+        """Fill ``result.edge_sessions`` for the edges of ``result.events`` (read in the
+        same transaction, so a state message of this batch is already counted)."""
+        edges = sorted({e.edge for e in result.events if "\x00" not in e.edge})
+        if edges:
+            cur.execute("SELECT edge, session FROM batchwire.edges WHERE edge = ANY(%s) AND session IS NOT NULL",
+                        (edges,))
+            result.edge_sessions.update(dict(cur.fetchall()))
 
     def _apply_birth(self, cur: psycopg.Cursor, birth: BirthMessage) -> None:
         tags = {t.name: t for t in birth.tags}  # a name twice: the last declaration wins
@@ -393,7 +414,8 @@ class Writer:
         for b in single.births:
             q.append(Quarantined("", reason, f"birth of {b.edge}: {err}", b"", _now_us(), b.edge, b.session))
         for e in single.events:
-            q.append(Quarantined("", reason, f"event {e.id} of {e.edge}: {err}", b"", _now_us(), e.edge))
+            # the event as it arrived (re-encoded): kept raw like any quarantined payload
+            q.append(Quarantined("", reason, f"event {e.id} of {e.edge}: {err}", encode(e), _now_us(), e.edge))
         for s in single.states:
             q.append(Quarantined("", reason, f"state of {s.edge}: {err}", b"", _now_us(), s.edge, s.session))
         q += single.quarantine
@@ -401,7 +423,8 @@ class Writer:
             x.detail, x.reason = _clean(x.detail), _clean(x.reason)
             x.edge, x.session = _clean(x.edge), _clean(x.session)
         try:
-            result = self._write_once(WriteBatch(quarantine=q))
+            # refused events are acknowledged like refused data: a re-send would fail the same way
+            result = self._write_once(WriteBatch(quarantine=q), tuple(single.events))
         except (psycopg.Error, RowError) as again:
             raise StoreError(f"cannot even quarantine a failed message: {again}") from again
         result.refused += single.data

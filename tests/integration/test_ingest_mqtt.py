@@ -37,6 +37,7 @@ class Edge:
         addr = parse_broker_url(url)
         self.prefix, self.edge = prefix, edge
         self.acked: dict[str, set[int]] = {}
+        self.acked_events: dict[str, list[str]] = {}  # session -> event ids, in arrival order
         self.cond = threading.Condition()
         self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"edge-{uuid.uuid4().hex[:8]}",
                                   protocol=mqtt.MQTTv5)
@@ -54,6 +55,7 @@ class Edge:
             got = self.acked.setdefault(ack.session, set())
             for a, b in ack.ranges:
                 got.update(range(a, b + 1))
+            self.acked_events.setdefault(ack.session, []).extend(ack.events)
             self.cond.notify_all()
 
     def wait_acked(self, session: str, seqs, timeout: float = 30) -> None:
@@ -61,6 +63,12 @@ class Edge:
         with self.cond:
             assert self.cond.wait_for(lambda: want <= self.acked.get(session, set()), timeout), \
                 f"not acknowledged: {sorted(want - self.acked.get(session, set()))[:10]}"
+
+    def wait_events(self, session: str, ids, timeout: float = 30) -> None:
+        want = set(ids)
+        with self.cond:
+            assert self.cond.wait_for(lambda: want <= set(self.acked_events.get(session, ())), timeout), \
+                f"events not acknowledged under {session!r}: {self.acked_events}"
 
     def send(self, kind: str, payload: bytes) -> None:
         info = self.client.publish(topic(kind, SITE, self.edge, self.prefix), payload, qos=1)
@@ -196,3 +204,31 @@ async def test_rollups_follow_ingest_outside_the_transaction(db, mqtt_url, topic
         sql = "SELECT min, max, count FROM batchwire.samples_1m ORDER BY bucket"
         await asyncio.to_thread(wait_for, lambda: q(db, sql) == want)
         assert q(db, "SELECT min(min), max(max), sum(count)::int FROM batchwire.samples_1h") == [(0.0, 119.0, 120)]
+
+
+async def test_events_are_acknowledged_after_commit_and_again_when_resent(db, mqtt_url, topic_prefix, edge):
+    """Event ids come back in an ack after the commit: under the literal session "events"
+    while the historian knows no session of the edge, under the edge's session once a state
+    message told it; a re-sent event (stored already) is acknowledged again, stored once;
+    one the store refuses is quarantined and acknowledged so it is not re-sent forever."""
+    async with Ingestor(db, mqtt_url, topic_prefix=topic_prefix, max_batch_delay=0.05) as ing:
+        await started(ing)
+        t = now_micros()
+        gap = EventMessage(EDGE, SITE, "gap-1", "data-gap", t, t, t - 10, t, ("TEMP",), {"dropped_samples": 3})
+        edge.send("event", encode(gap))
+        await asyncio.to_thread(edge.wait_events, "events", ["gap-1"])
+        assert q(db, "SELECT source_id FROM batchwire.events") == [("gap-1",)]
+
+        edge.send("state", encode(StateMessage(EDGE, SITE, "S7", "online", now_micros())))
+        await asyncio.to_thread(wait_for, lambda: q(db, "SELECT session FROM batchwire.edges") == [("S7",)])
+        edge.send("event", encode(gap))  # re-delivery
+        edge.send("event", encode(EventMessage(EDGE, SITE, "down-1", "source-down", t, t)))
+        await asyncio.to_thread(edge.wait_events, "S7", ["gap-1", "down-1"])
+        assert q(db, "SELECT source_id FROM batchwire.events ORDER BY source_id") == [("down-1",), ("gap-1",)]
+
+        # jsonb refuses \u0000: the store rejects this event; it is quarantined and acknowledged
+        edge.send("event", encode(EventMessage(EDGE, SITE, "bad-1", "source-down", t, t, detail={"x": "a\x00b"})))
+        await asyncio.to_thread(edge.wait_events, "S7", ["bad-1"])
+        assert q(db, "SELECT reason, edge FROM batchwire.quarantine") == [("store-error", EDGE)]
+        assert q(db, "SELECT count(*) FROM batchwire.events WHERE source_id = 'bad-1'") == [(0,)]
+        assert ing.status()["quarantined"] == 1

@@ -5,7 +5,8 @@ from __future__ import annotations
 import orjson
 
 from edge.contract import (
-    AckMessage, BirthMessage, DataMessage, Sample, StateMessage, TagInfo, encode, topic,
+    AckMessage, BirthMessage, DataMessage, EventMessage, Sample, StateMessage, TagInfo, decode, encode,
+    topic,
 )
 from historian.ingest.acks import acks_for
 from historian.ingest.batcher import Batcher
@@ -75,3 +76,20 @@ def test_ack_ranges_and_acks_per_session():
     acks = acks_for(items, 99, "w")
     assert [(site, a.session, a.ranges, a.worker) for site, a in acks] == [
         ("s1", "S", ((1, 3),), "w"), ("s1", "T", ((1, 1),), "w")]
+
+
+def test_event_ids_ride_the_ack_of_the_edges_current_session():
+    ev = [EventMessage("e1", "s1", i, "data-gap", 0, 0) for i in ("g1", "g2", "g1")]
+    other = EventMessage("e2", "s1", "x", "source-down", 0, 0)
+    acks = acks_for([DataIn(data_msg(4), 0)], 99, "w", ev + [other], {"e1": "S"})
+    got = [(site, a.edge, a.session, a.ranges, a.events) for site, a in acks]
+    # e1's events join its data ack (session S); e2 has no known session: a ranges-free ack
+    assert got == [("s1", "e1", "S", ((4, 4),), ("g1", "g2")), ("s1", "e2", "events", (), ("x",))]
+    for _, a in acks:  # the codec accepts both (session non-empty, ranges may be empty)
+        assert decode(encode(a)) == a
+
+
+def test_event_ack_under_a_session_without_data_in_the_batch():
+    ev = EventMessage("e1", "s1", "g", "data-gap", 0, 0)
+    acks = acks_for([DataIn(data_msg(1, session="OLD"), 0)], 1, None, [ev], {"e1": "NEW"})
+    assert [(a.session, a.ranges, a.events) for _, a in acks] == [("NEW", (), ("g",)), ("OLD", ((1, 1),), ())]
