@@ -52,7 +52,7 @@ class RecipeConfig(_Model):
     media_glc_g_l: float = Field(6.0, ge=0, le=30)
     media_gln_mm: float = Field(6.0, ge=0, le=30)
     media_temp_c: float = Field(25.0, ge=2, le=40)
-    feed_glc_g_l: float = Field(60.0, ge=0, le=500)
+    feed_glc_g_l: float = Field(100.0, ge=0, le=500)
     feed_gln_mm: float = Field(80.0, ge=0, le=500)
     sample_interval: Duration = 86400.0
     sample_ml: float = Field(10.0, ge=0, le=1000)

@@ -116,7 +116,7 @@ class Vessel:
     """Vessel and actuator limits."""
 
     max_volume_l: float = 250.0
-    agit_max: float = 300.0
+    agit_max: float = 220.0
     o2_max_l_min: float = 8.0
     co2_max_l_min: float = 2.0
     base_max_ml_min: float = 40.0
@@ -290,6 +290,7 @@ class Bioreactor:
         s.co2_mmol += 0.05 * ATM_MMHG * CO2_SOLUBILITY * v
         s.do = 100.0
         s.temp = r.media_temp_c
+        s.jacket = max(s.jacket, r.media_temp_c)   # the jacket is tempered for the transfer
         lg.volume_in_l += v
         lg.glc_in += r.media_glc_g_l * v
         lg.gln_in += r.media_gln_mm * v

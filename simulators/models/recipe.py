@@ -40,7 +40,7 @@ class Recipe:
     media_gln_mm: float = 6.0
     media_hco3_mm: float = 24.0
     media_temp_c: float = 25.0          # medium temperature when transferred into the vessel
-    feed_glc_g_l: float = 60.0
+    feed_glc_g_l: float = 100.0
     feed_gln_mm: float = 80.0
     sample_interval_s: float = 86400.0
     sample_ml: float = 10.0
