@@ -233,15 +233,19 @@ class PlantRunner:
         catalog = self.model.renumber() if fault.spec.renumber else self.model.catalog
         srv = self.config.servers
         server = OpcUaServer(srv.host, srv.opcua_port, catalog, self._client_write)
-        for attempt in range(50):
-            try:
-                await server.start()
-                break
-            except Exception as err:  # noqa: BLE001 - the port may linger briefly after stop
-                if attempt == 49:
-                    self.model.clear_fault(fault.fault_id, reason=f"restart failed: {err}")
-                    raise
-                await asyncio.sleep(0.1)
+        try:
+            for attempt in range(50):
+                try:
+                    await server.start()
+                    break
+                except Exception as err:  # noqa: BLE001 - the port may linger briefly after stop
+                    if attempt == 49:
+                        self.model.clear_fault(fault.fault_id, reason=f"restart failed: {err}")
+                        raise
+                    await asyncio.sleep(0.1)
+        except asyncio.CancelledError:
+            await server.stop()     # the plant is shutting down mid-restart
+            raise
         self._opcua = server
         detail = f"server back, node ids generation {self.model.generation}" if fault.spec.renumber else "server back"
         self.model.clear_fault(fault.fault_id, reason=detail)

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import math
 import random
+from collections import deque
 from dataclasses import dataclass, field
 
 from simulators.models.recipe import BatchSequencer, PhaseStep, Recipe, Transition
@@ -216,7 +217,7 @@ class Bioreactor:
     last_sample: dict[str, float] = field(default_factory=dict)
     harvest_rate_l_s: float = 0.0
     initial_volume_l: float = 0.0
-    transitions: list[Transition] = field(default_factory=list)
+    transitions: deque[Transition] = field(default_factory=lambda: deque(maxlen=100))   # recent, for inspection
 
     def __post_init__(self) -> None:
         if not self.setpoints:

@@ -9,6 +9,7 @@ pressure limit raises the alarm bit and costs cell recovery.
 from __future__ import annotations
 
 import random
+from collections import deque
 from dataclasses import dataclass, field
 
 from simulators.models.signals import SignalSpec
@@ -92,7 +93,7 @@ class CellProcessor:
     alarm: bool = False
     complete: bool = False
     start_requested: bool = False
-    events: list[tuple[float, str]] = field(default_factory=list)
+    events: deque[tuple[float, str]] = field(default_factory=lambda: deque(maxlen=100))   # recent, for inspection
 
     @classmethod
     def from_config(cls, cfg, rng: random.Random) -> "CellProcessor":

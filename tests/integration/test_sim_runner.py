@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from asyncua import Client
 
 from simulators.faults import FaultSpec
 from simulators.plant import default_plant
@@ -35,7 +36,8 @@ async def test_cancellation_stops_every_server():
     started = asyncio.Event()
 
     async def run():
-        async with PlantRunner(cfg) as plant:
+        async with PlantRunner(cfg) as plant, Client(plant.opcua_endpoint) as client:
+            await client.nodes.server_state.read_value()
             started.set()
             await asyncio.Event().wait()
 

@@ -197,3 +197,16 @@ def test_values_stay_physical_under_any_operator_setpoints(seed, writes):
         assert 0.0 <= v["VOLUME"] <= 250.0
         assert min(v["GLC"], v["GLN"], v["LAC"], v["NH4"], v["TITER"]) >= 0.0
         assert -5.0 < v["TEMP"] < 60.0
+
+
+def test_process_state_does_not_depend_on_how_time_is_chunked():
+    """The runner advances by wall-clock chunks; the process must not notice."""
+    fine = PlantModel(default_plant(seed=9), START)
+    coarse = PlantModel(default_plant(seed=9), START)
+    for t in range(1, 1201):
+        fine.advance_to(float(t))
+    for t in (7.0, 333.0, 334.0, 1200.0):
+        coarse.advance_to(t)
+    assert fine.t == coarse.t == 1200.0
+    for name in fine.units:
+        assert fine.units[name].values() == coarse.units[name].values(), name
