@@ -6,9 +6,11 @@ duplicated samples in a fault scenario.
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import datetime, timezone
 
 import psycopg
+import pytest
 
 from edge.contract import to_micros
 from historian.store.writer import WriteBatch
@@ -28,3 +30,17 @@ def test_message_twice_in_one_batch_before_any_commit_is_applied_once(writer, db
     assert len(res.applied) == 1 and len(res.duplicates) == 2 and res.samples == 10
     with psycopg.connect(db) as conn:
         assert conn.execute("SELECT count(*) FROM batchwire.samples").fetchone() == (10,)
+
+
+@pytest.mark.xfail(strict=True, reason="tags are looked up by name only: data from one edge for a "
+                                       "tag another edge declared is applied (wire protocol: a tag "
+                                       "must be declared by a birth of the same edge)")
+def test_data_for_a_tag_declared_by_another_edge_is_not_applied(writer, db):
+    writer.write(WriteBatch(births=[birth("T1")]))  # declared by edge e1
+    other = data(1, [sample("T1", T0, 99.0)])
+    other.msg = dataclasses.replace(other.msg, edge="intruder")
+    other.topic = "t/v1/s1/intruder/data"
+    res = writer.write(WriteBatch(data=[other]))
+    with psycopg.connect(db) as conn:
+        stored = conn.execute("SELECT count(*) FROM batchwire.samples").fetchone()[0]
+    assert stored == 0 and res.samples == 0
