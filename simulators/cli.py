@@ -75,6 +75,9 @@ def _run(args: argparse.Namespace) -> int:
         asyncio.run(_serve(cfg))
     except KeyboardInterrupt:
         pass
+    except PlantConfigError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     except (OSError, RuntimeError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1

@@ -21,7 +21,7 @@ from simulators.faults import (SERVER_FAULTS, SIGNAL_FAULTS, ActiveFault, FaultE
 from simulators.models.bioreactor import Bioreactor
 from simulators.models.recipe import BatchSequencer
 from simulators.models.signals import SignalSpec
-from simulators.plant import PlantConfig
+from simulators.plant import PlantConfig, PlantConfigError
 
 Value = float | int | bool | str
 
@@ -86,6 +86,7 @@ class PlantModel:
     """
 
     def __init__(self, config: PlantConfig, start: datetime) -> None:
+        """Build every unit; PlantConfigError when a scheduled fault does not fit this plant."""
         self.config = config
         self.start = start
         self.t = 0.0
@@ -102,6 +103,11 @@ class PlantModel:
         self.faults: dict[int, ActiveFault] = {}
         self.fault_log: list[FaultRecord] = []
         self._next_fault_id = 1
+        for i, spec in enumerate(config.faults):
+            try:
+                self._check_target(spec)
+            except FaultError as err:
+                raise PlantConfigError(f"faults[{i}]: {err}") from err
         self._scheduled = sorted(((f.at or 0.0, i, f) for i, f in enumerate(config.faults)), key=lambda x: x[:2])
         # apply what is due at t=0 (first batch start, first phase) so the initial state is the scheduled one
         for unit in self.units.values():
@@ -191,10 +197,6 @@ class PlantModel:
             raise FaultError(f"no active fault with id {fault_id}")
         self.fault_log.append(FaultRecord(fault_id, self.sim_time(), fault.spec.kind, fault.spec.target, "end",
                                           reason))
-
-    def log_event(self, fault_id: int, kind: str, target: str, event: str, detail: str = "") -> None:
-        """Record a fault event observed by a server shell (e.g. restart complete)."""
-        self.fault_log.append(FaultRecord(fault_id, self.sim_time(), kind, target, event, detail))
 
     def _check_target(self, spec: FaultSpec) -> None:
         if spec.kind in SIGNAL_FAULTS:

@@ -148,6 +148,12 @@ class PlantRunner:
             self._server_fault(fault)
         await self._publish()
         self._task = asyncio.create_task(self._loop(), name="plant-loop")
+        self._task.add_done_callback(self._loop_ended)
+
+    def _loop_ended(self, task: asyncio.Task) -> None:
+        # the loop only ends by cancellation; anything else would freeze the plant silently
+        if not task.cancelled() and task.exception() is not None:
+            log.error("plant loop stopped: simulated time no longer advances", exc_info=task.exception())
 
     async def _stop(self) -> None:
         tasks = [t for t in (self._task, *self._side_tasks) if t is not None]

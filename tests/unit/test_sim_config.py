@@ -92,3 +92,13 @@ def test_fault_targets_are_checked_against_the_plant():
         with pytest.raises(FaultError):
             m.start_fault(spec)
     assert m.fault_log == []
+
+
+def test_scheduled_faults_must_fit_the_plant():
+    from datetime import datetime, timezone
+
+    from simulators.plantmodel import PlantModel
+
+    cfg = default_plant().model_copy(update={"faults": [FaultSpec(kind="frozen", target="BR07.TEMP", at=60)]})
+    with pytest.raises(PlantConfigError, match=r"faults\[0\].*BR07.TEMP"):
+        PlantModel(cfg, datetime(2026, 1, 1, tzinfo=timezone.utc))
