@@ -16,6 +16,7 @@ from simulators.plantmodel import PlantModel
 BEGIN = "<!-- BEGIN GENERATED: do not edit by hand; `batchwire sim docs --write` -->"
 END = "<!-- END GENERATED -->"
 DOC_PATH = Path(__file__).resolve().parent.parent / "docs" / "simulator.md"
+EXAMPLE_PLANT = Path(__file__).resolve().parent.parent / "deploy" / "examples" / "plant.toml"
 
 _TABLE_NAMES = {"input": "input register (FC 4)", "holding": "holding register (FC 3/6/16)",
                 "coil": "coil (FC 1/5/15)", "discrete": "discrete input (FC 2)"}
@@ -83,7 +84,22 @@ def render_reference(catalog: Catalog | None = None) -> str:
     codes = cat.phase_names("CPS01")
     out += ["### Modbus: `CPS01.PHASE_CODE` values", "", "| code | phase |", "|---|---|"]
     out += [f"| {c} | {p or '(idle)'} |" for c, p in sorted(codes.items())]
+    out += ["", "### Units of `deploy/examples/plant.toml`", "", units_table(PlantConfig.load(EXAMPLE_PLANT))]
     return "\n".join(out) + "\n"
+
+
+def units_table(cfg: PlantConfig) -> str:
+    """Every unit of a plant with its protocol address (the layouts are in the tables above)."""
+    rows = ["| unit | kind | protocol | address | signals |", "|---|---|---|---|---|"]
+    for b in cfg.bioreactors:
+        rows.append(f"| `{b.name}` | bioreactor (recipe `{b.recipe}`) | OPC UA | `s={b.name}.<SIGNAL>` | "
+                    f"as `BR01` |")
+    for c in cfg.cps:
+        rows.append(f"| `{c.name}` | cell-processing system | Modbus | unit id {c.unit_id} | as `CPS01` |")
+    like = {"room": "RM01", "diff_pressure": "DP01", "balance": "BAL01", "incubator": "INC01"}
+    for sn in cfg.sensors:
+        rows.append(f"| `{sn.name}` | {sn.kind} | Modbus | unit id {sn.unit_id} | as `{like[sn.kind]}` |")
+    return "\n".join(rows)
 
 
 def splice(document: str, generated: str) -> str:
