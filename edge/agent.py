@@ -29,6 +29,8 @@ from collections.abc import Iterable
 from dataclasses import replace
 from typing import Any, Protocol
 
+import orjson
+
 from edge.batcher import Batcher
 from edge.config import EdgeConfig
 from edge.context import ContextTracker
@@ -50,6 +52,11 @@ PREFETCH = 64
 
 
 class Source(Protocol):
+    """An acquisition source. Optional attributes: ``metadata_known`` (False while
+    :meth:`tags` is provisional and the source will report the real metadata through
+    ``sink.metadata``; default True) and ``metadata_timeout`` (how long the first birth
+    waits for that report)."""
+
     name: str
     connected: bool
 
@@ -99,12 +106,24 @@ class EdgeAgent:
         self.session: str | None = None
 
         self._tags: dict[str, TagInfo] = {}
+        # tags whose metadata a source has yet to report: not declared, their data held
+        self._unknown: set[str] = set()
+        # tags whose metadata changed since the last published birth: their data held
+        self._undeclared: set[str] = set()
+        metadata_wait = 0.0
         for src in self.sources:
             for t in src.tags():
                 self._tags[t.name] = t
+                if not getattr(src, "metadata_known", True):
+                    self._unknown.add(t.name)
+                    metadata_wait = max(metadata_wait, float(getattr(src, "metadata_timeout", 10.0)))
             for unit in src.units():
                 self.tracker.declare(unit)
+        self._metadata_wait = metadata_wait
+        self._metadata_deadline = 0.0  # set at start
+        self._metadata_changed = asyncio.Event()
         self._birth_version = 0
+        self._births = 0
 
         self._wake_capture = asyncio.Event()
         self._wake_deliver = asyncio.Event()
@@ -157,6 +176,7 @@ class EdgeAgent:
                  self.edge, self.outbox.path, self.session, "new" if self.outbox.fresh else "continued",
                  len(pending))
         self._started = True
+        self._metadata_deadline = time.monotonic() + self._metadata_wait
         self._tasks = [
             asyncio.create_task(self._capture(), name="edge-capture"),
             asyncio.create_task(self._deliver(), name="edge-deliver"),
@@ -230,6 +250,9 @@ class EdgeAgent:
             "dropped_in_memory": self.dropped_in_memory,
             "outbox_failing": self._outbox_failing_since is not None,
             "in_flight": self.delivery.in_flight,
+            "held": self.delivery.held,  # messages waiting for a birth declaring their tags
+            "metadata_pending": sorted(self._unknown),
+            "births": self._births,
             "events_pending": len(self.events),  # events the historian has not acknowledged
             "events_acknowledged": self.events_acknowledged,
             "resent": self.delivery.resent,
@@ -273,11 +296,15 @@ class EdgeAgent:
     def metadata(self, tags: list[TagInfo]) -> None:
         changed = False
         for t in tags:
-            if self._tags.get(t.name) != t:
+            if t.name in self._unknown or self._tags.get(t.name) != t:
+                self._unknown.discard(t.name)
                 self._tags[t.name] = t
+                # from now until a birth with this declaration is out, its data waits
+                self._undeclared.add(t.name)
                 changed = True
         if changed:
             self._birth_version += 1
+            self._metadata_changed.set()
             self._wake_deliver.set()
 
     def tag_infos(self) -> list[TagInfo]:
@@ -503,13 +530,12 @@ class EdgeAgent:
         birth_sent = -1
         self.delivery.on_connect()
         window: set[asyncio.Future] = set()
+        await self._await_metadata(link)
         while True:
             if birth_sent != self._birth_version:
                 # birth before any data of this connection, and again when metadata changed
                 birth_sent = self._birth_version
-                birth = BirthMessage(self.edge, self.site, self.session or "-", now_micros(),
-                                     tuple(self._tags.values()))
-                await link.publish_wait(self._topic("birth"), encode(birth), retain=True)
+                await self._publish_birth(link)
             now = time.monotonic()
             self.events.expire(now)
             while (nxt := self.events.next()) is not None:
@@ -533,6 +559,9 @@ class EdgeAgent:
                     if payload is None:
                         continue  # acknowledged or dropped meanwhile
                     payload = as_historical(payload)
+                if (self._unknown or self._undeclared) and self._needs_birth(payload):
+                    self.delivery.hold(item.seq)
+                    continue
                 self.delivery.mark_sent(item.seq, time.monotonic())
                 try:
                     fut = link.publish(self._topic("data"), payload)
@@ -566,6 +595,55 @@ class EdgeAgent:
                     w.cancel()
             if link.closed.done():
                 raise PublishError("connection lost")
+
+    async def _await_metadata(self, link: MqttLink) -> None:
+        """Before the agent's first birth: wait (up to the sources' ``metadata_timeout``
+        from start) until every source has reported its metadata, so the first birth
+        declares the right data types, units and ranges."""
+        while self._unknown and self._births == 0:
+            remaining = self._metadata_deadline - time.monotonic()
+            if remaining <= 0:
+                log.warning("edge %s: no metadata yet for %d tags (%s...): declared, and their data "
+                            "published, once their source reports it", self.edge, len(self._unknown),
+                            ", ".join(sorted(self._unknown)[:3]))
+                return
+            self._metadata_changed.clear()
+            waiters = [asyncio.ensure_future(self._metadata_changed.wait()),
+                       asyncio.ensure_future(self._stop_requested.wait())]
+            try:
+                await asyncio.wait([*waiters, link.closed], timeout=remaining,
+                                   return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for w in waiters:
+                    w.cancel()
+            if link.closed.done():
+                raise PublishError("connection lost")
+            if self._stop_requested.is_set():
+                return
+
+    async def _publish_birth(self, link: MqttLink) -> None:
+        """The retained birth: every tag whose metadata is known. Messages held for want of
+        a declaration are released once it is out."""
+        declared = set(self._undeclared)
+        self._undeclared.clear()
+        tags = tuple(t for name, t in self._tags.items() if name not in self._unknown)
+        birth = BirthMessage(self.edge, self.site, self.session or "-", now_micros(), tags)
+        try:
+            await link.publish_wait(self._topic("birth"), encode(birth), retain=True)
+        except BaseException:
+            self._undeclared |= declared
+            raise
+        self._births += 1
+        if self.delivery.release_held():
+            self._wake_deliver.set()
+
+    def _needs_birth(self, payload: bytes) -> bool:
+        """Whether a data message carries a tag not (or not currently) declared."""
+        blocked = self._unknown | self._undeclared
+        try:
+            return any(s[0] in blocked for s in orjson.loads(payload)["samples"])
+        except (orjson.JSONDecodeError, KeyError, TypeError, IndexError):
+            return False  # the outbox's own encoding: cannot happen; send it as it is
 
     def _event_published(self, event_id: str, fut: asyncio.Future) -> None:
         if fut.cancelled() or fut.exception() is not None:

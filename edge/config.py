@@ -221,8 +221,16 @@ class OpcUaSource(_Model):
     queue_size: int = Field(10, ge=2, le=100_000)
     timeout: Duration = 4.0
     reconnect_delay_max: Duration = 30.0
+    #: Longest the first birth waits for this server's metadata (data types, units, ranges).
+    metadata_timeout: Duration = 10.0
     context: OpcUaContext | None = None
     tags: list[OpcUaTag] = Field(min_length=1)
+
+    @field_validator("publishing_interval", "timeout", "reconnect_delay_max", "metadata_timeout",
+                     mode="before")
+    @classmethod
+    def _duration(cls, v: Any) -> float:
+        return parse_duration(v)
 
     @field_validator("endpoint")
     @classmethod

@@ -12,6 +12,10 @@ Every unacknowledged message of the outbox is in exactly one state:
     Backlog messages go out oldest first and are marked historical.
 ``sent``
     published; waiting for the historian's acknowledgement (and the broker's PUBACK).
+``held``
+    not to be published yet: it carries tags whose metadata the historian has not been
+    told (no birth declared them yet, or their metadata changed since the last birth).
+    :meth:`release_held` (after a birth) makes them backlog again.
 
 When both live and backlog messages wait, they alternate, so a long replay neither starves
 live values nor is starved by them. A historian acknowledgement or an outbox drop removes a
@@ -46,6 +50,7 @@ class Delivery:
         self._backlog: set[int] = set()
         self._heap: list[int] = []  # backlog seqs, may hold stale entries (lazy deletion)
         self._sent: dict[int, tuple[float, bool]] = {}  # seq -> (sent at, broker PUBACKed)
+        self._held: set[int] = set()
         self._live_turn = True
         self.resent = 0  # messages sent again after a timeout or a disconnect
 
@@ -64,8 +69,12 @@ class Delivery:
         return len(self._sent)
 
     @property
+    def held(self) -> int:
+        return len(self._held)
+
+    @property
     def unacknowledged(self) -> int:
-        return len(self._live) + len(self._backlog) + len(self._sent)
+        return len(self._live) + len(self._backlog) + len(self._sent) + len(self._held)
 
     def has_work(self) -> bool:
         return bool(self._live or self._backlog)
@@ -102,15 +111,32 @@ class Delivery:
         """The historian committed these; returns the seqs this removed."""
         removed = []
         for first, last in ranges:
-            if last - first > len(self._sent) + len(self._live) + len(self._backlog):
+            if last - first > self.unacknowledged:
                 # a wide range: walk our own (smaller) sets instead of the range
-                cands = [s for s in (*self._sent, *self._live, *self._backlog) if first <= s <= last]
+                cands = [s for s in (*self._sent, *self._live, *self._backlog, *self._held)
+                         if first <= s <= last]
             else:
                 cands = range(first, last + 1)
             for s in cands:
                 if self._forget(s):
                     removed.append(s)
         return removed
+
+    def hold(self, seq: int) -> None:
+        """A message taken with :meth:`next` must wait for a birth (see ``held``)."""
+        self._live.pop(seq, None)
+        self._backlog.discard(seq)
+        self._sent.pop(seq, None)
+        self._held.add(seq)
+
+    def release_held(self) -> int:
+        """A birth was published: held messages are backlog again (checked again when their
+        turn comes). Returns how many."""
+        n = len(self._held)
+        for s in self._held:
+            self._to_backlog(s)
+        self._held.clear()
+        return n
 
     def dropped(self, seqs: Iterable[int]) -> None:
         """The outbox dropped these to stay within its bounds."""
@@ -190,6 +216,9 @@ class Delivery:
             self._backlog.discard(seq)
             found = True
         if self._sent.pop(seq, None) is not None:
+            found = True
+        if seq in self._held:
+            self._held.discard(seq)
             found = True
         if len(self._heap) > 2 * len(self._backlog) + 64:
             self._heap = sorted(self._backlog)  # drop stale entries (a sorted list is a heap)

@@ -82,6 +82,14 @@ class OpcUaSource:
         self.connected = False
         self.connections = 0
         self._unit = settings.context.unit if settings.context else None
+        #: The agent's first birth waits up to this long for the server's metadata.
+        self.metadata_timeout = settings.metadata_timeout
+        #: Whether :meth:`tags` is final. Otherwise the server fills in what the configuration
+        #: leaves open, reported through ``sink.metadata`` on every connect; until the first
+        #: report the agent neither declares these tags nor publishes their data.
+        self.metadata_known = all(
+            t.datatype is not None and t.unit is not None and t.description is not None
+            and t.low is not None and t.high is not None for t in settings.tags)
 
     # ------------------------------------------------------------------ declarations
 
@@ -221,6 +229,7 @@ class OpcUaSource:
                 log.warning("OPC UA source %s: metadata of %s incomplete: %s", self.name, name, err)
             infos.append(TagInfo(name=name, datatype=dtype or "float", unit=unit, description=desc,
                                  source=self._source_address(t.node), low=low, high=high))
+        self.metadata_known = True
         sink.metadata(infos)
 
 

@@ -32,23 +32,32 @@ async def wait_until(cond: Callable[[], bool], timeout: float = 20.0, what: str 
 
 
 class OpcUaPlant:
-    """A small asyncua server: BR01.TEMP/PH with units and ranges, and context strings."""
+    """A small asyncua server: BR01.TEMP/PH (Double) and BR01.COUNT (Int32 by default) with
+    units and ranges, and context strings. ``units`` / ``count_type`` change the metadata
+    (a server restarted with another configuration)."""
 
-    def __init__(self, port: int):
+    def __init__(self, port: int, *, units: dict[str, str] | None = None,
+                 count_type: ua.VariantType = ua.VariantType.Int32):
         self.port = port
         self.endpoint = f"opc.tcp://127.0.0.1:{port}/batchwire/"
         self.server = Server()
         self.nodes: dict[str, object] = {}
+        self.units = {"BR01.TEMP": "degC", "BR01.PH": "pH", "BR01.COUNT": "cells", **(units or {})}
+        self.count_type = count_type
 
     async def start(self) -> None:
         s = self.server
         await s.init()
         s.set_endpoint(self.endpoint)
+        await self.configure(s)
         idx = await s.register_namespace(NAMESPACE)
         obj = await s.nodes.objects.add_object(idx, "BR01")
-        for name, unit, low, high, value in (("BR01.TEMP", "degC", 0.0, 50.0, 36.5),
-                                             ("BR01.PH", "pH", 6.0, 8.0, 7.0)):
-            var = await obj.add_variable(ua.NodeId(name, idx), name, ua.Variant(value, ua.VariantType.Double))
+        count = 0.0 if self.count_type in (ua.VariantType.Double, ua.VariantType.Float) else 0
+        for name, low, high, value, vt in (("BR01.TEMP", 0.0, 50.0, 36.5, ua.VariantType.Double),
+                                           ("BR01.PH", 6.0, 8.0, 7.0, ua.VariantType.Double),
+                                           ("BR01.COUNT", 0.0, 1e9, count, self.count_type)):
+            unit = self.units[name]
+            var = await obj.add_variable(ua.NodeId(name, idx), name, ua.Variant(value, vt))
             await var.write_attribute(ua.AttributeIds.Description,
                                       ua.DataValue(ua.Variant(ua.LocalizedText(f"{name} measured"))))
             await var.add_property(idx, "EngineeringUnits",
@@ -60,11 +69,19 @@ class OpcUaPlant:
                                                       ua.Variant("", ua.VariantType.String))
         await s.start()
 
+    async def configure(self, server: Server) -> None:
+        """Hook for subclasses: endpoints, security, users (before the server starts)."""
+
     async def stop(self) -> None:
         await self.server.stop()
 
     async def write(self, name: str, value, ts: datetime) -> None:
-        vt = ua.VariantType.String if isinstance(value, str) else ua.VariantType.Double
+        if isinstance(value, str):
+            vt = ua.VariantType.String
+        elif name == "BR01.COUNT":
+            vt = self.count_type
+        else:
+            vt = ua.VariantType.Double
         await self.nodes[name].write_value(
             ua.DataValue(ua.Variant(value, vt), SourceTimestamp=ts, ServerTimestamp=ts))
 

@@ -121,3 +121,35 @@ def test_as_historical_keeps_identity():
     raw = encode(msg)
     again = decode(as_historical(raw))
     assert again == replace(msg, historical=True)
+
+
+def test_held_messages_wait_for_release_then_go_as_backlog():
+    d = Delivery(ack_timeout=30)
+    d.on_connect()
+    for s in (1, 2, 3):
+        d.committed(s, b"p%d" % s)
+    first = d.next()
+    d.hold(first.seq)  # carries a tag no birth declared yet
+    assert d.held == 1 and d.unacknowledged == 3
+    assert [i.seq for i in drain(d)] == [2, 3]
+    assert not d.has_work()
+    d.puback(2)
+    d.puback(3)
+    d.on_disconnect()
+    d.on_connect()
+    assert d.held == 1 and not d.has_work()  # a reconnect alone does not release it
+    assert d.release_held() == 1 and d.held == 0
+    item = d.next()
+    assert (item.seq, item.payload, item.historical) == (1, None, True)
+
+
+def test_acknowledged_or_dropped_held_messages_are_forgotten():
+    d = Delivery(ack_timeout=30)
+    d.restore([1, 2, 3])
+    d.on_connect()
+    for _ in range(3):
+        d.hold(d.next().seq)
+    assert d.acknowledged([(1, 1)]) == [1]
+    d.dropped([2])
+    assert d.held == 1 and d.acknowledged([(0, 10**9)]) == [3]
+    assert d.unacknowledged == 0 and d.release_held() == 0
