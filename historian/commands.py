@@ -36,7 +36,12 @@ def register(sub: argparse._SubParsersAction) -> None:
             p.add_argument("--share-group", default=None,
                            help="MQTT shared-subscription group: run several ingest workers "
                                 "with the same group to split the load")
-            p.add_argument("--worker-id", default=None, help="name of this ingest worker in acks and logs")
+            p.add_argument("--worker-id", default=None,
+                           help="name of this ingest worker in acks and logs; a named worker keeps "
+                                "a persistent broker session across restarts")
+            p.add_argument("--mqtt-protocol", choices=("5", "3.1.1"), default="5",
+                           help="MQTT protocol version (default 5; 3.1.1 for brokers without "
+                                "MQTT 5, which then get no Receive Maximum flow control)")
         if api:
             p.add_argument("--host", default="127.0.0.1", help="HTTP listen address (default 127.0.0.1)")
             p.add_argument("--port", type=int, default=DEFAULT_PORT,
@@ -78,6 +83,7 @@ def _cmd(args: argparse.Namespace) -> int:
                 topic_prefix=getattr(args, "topic_prefix", "batchwire"),
                 share_group=getattr(args, "share_group", None),
                 worker_id=getattr(args, "worker_id", None),
+                mqtt_protocol=getattr(args, "mqtt_protocol", "5"),
                 migrate_first=not args.no_migrate,
                 stop=stop,
                 announce=True,
@@ -93,7 +99,8 @@ def _cmd(args: argparse.Namespace) -> int:
 async def run_historian(*, db: str, broker: str | None, api_port: int | None,
                         api_host: str = "127.0.0.1", topic_prefix: str = "batchwire",
                         share_group: str | None = None, worker_id: str | None = None,
-                        migrate_first: bool = True, stop: asyncio.Event,
+                        mqtt_protocol: str = "5", migrate_first: bool = True,
+                        stop: asyncio.Event,
                         api_started: asyncio.Event | None = None,
                         announce: bool = False) -> None:
     """Run ingest (when ``broker``) and/or the API (when ``api_port``) until ``stop``."""
@@ -113,7 +120,8 @@ async def run_historian(*, db: str, broker: str | None, api_port: int | None,
     ingestor = None
     if broker:
         ingestor = Ingestor(db, broker, topic_prefix=topic_prefix, share_group=share_group,
-                            worker_id=worker_id)
+                            worker_id=worker_id, mqtt_protocol=mqtt_protocol,
+                            migrate_on_start=False)
         tasks.append(asyncio.create_task(ingestor.run(stop), name="ingest"))
         if announce:
             print(f"ingest: {broker} (topics {topic_prefix}/v1/+/+/…) -> database", flush=True)

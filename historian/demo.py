@@ -172,25 +172,22 @@ def _tag_meta(signal, **extra) -> dict[str, Any]:
 
 
 def demo_plant(plant_file: Path | None, speed: float | None):
-    from simulators.plant import PlantConfig, default_plant
+    """The plant to simulate: a plant file, or the built-in demo plant on free ports."""
+    from simulators.plant import PlantConfig, PlantConfigError
 
-    config = PlantConfig.load(plant_file) if plant_file else demo_plant_config()
-    updates: dict[str, Any] = {}
-    if speed is not None:
-        updates["speed"] = speed
-    return config.model_copy(update=updates) if updates else config
+    try:
+        config = PlantConfig.load(plant_file) if plant_file else demo_plant_config()
+    except PlantConfigError as err:
+        raise ServiceError(str(err)) from None
+    return config.model_copy(update={"speed": speed}) if speed is not None else config
 
 
 def demo_plant_config():
-    """The built-in demo plant on free ports: short recipe phases, so batches and phases
-    change within minutes at real-time speed."""
-    from importlib import resources
+    """The built-in plant (BR01 on a ten-minute recipe, a cell-processing system and four
+    sensors) on free ports, so batches and phases change within minutes at real-time speed."""
+    from simulators.plant import default_plant
 
-    from simulators.plant import PlantConfig
-
-    text = resources.files("simulators").joinpath("demo-plant.toml").read_text()
-    config = PlantConfig.from_toml(text)
-    return config.with_ports(opcua=free_port(), modbus=free_port())
+    return default_plant(opcua_port=free_port(), modbus_port=free_port(), control_port=0)
 
 
 # --------------------------------------------------------------------------- main
@@ -215,8 +212,10 @@ async def run_demo(*, port: int, host: str = "127.0.0.1", data_dir: Path, db: st
                 stack.enter_context, embedded_postgres(data_dir / "postgres"))
             # enter_context ran in a thread; its exit (server stop) runs from the stack
         print(f"database: {db}", flush=True)
+        mqtt_protocol = "5"
         if broker is None:
             broker = await stack.enter_async_context(embedded_broker())
+            mqtt_protocol = "3.1.1"  # the embedded broker does not speak MQTT 5
             print(f"broker:   in-process MQTT broker at {broker}", flush=True)
         else:
             print(f"broker:   {broker}", flush=True)
@@ -224,7 +223,7 @@ async def run_demo(*, port: int, host: str = "127.0.0.1", data_dir: Path, db: st
         api_started = asyncio.Event()
         historian = asyncio.create_task(run_historian(
             db=db, broker=broker, api_port=port, api_host=host, topic_prefix=topic_prefix,
-            stop=stop, api_started=api_started), name="historian")
+            mqtt_protocol=mqtt_protocol, stop=stop, api_started=api_started), name="historian")
         stack.push_async_callback(_finish, historian, stop)
         await _first(api_started.wait(), historian, stop)
         if stop.is_set():

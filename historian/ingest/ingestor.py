@@ -63,7 +63,8 @@ class Ingestor:
                  share_group: str | None = None, worker_id: str | None = None,
                  max_batch_samples: int = 10_000, max_batch_delay: float = 0.1,
                  receive_maximum: int = 200, skew_limit: timedelta = timedelta(hours=1),
-                 migrate_on_start: bool = True, rollup_interval: float = 1.0):
+                 migrate_on_start: bool = True, rollup_interval: float = 1.0,
+                 mqtt_protocol: str = "5"):
         self.dsn = dsn
         self.broker_url = broker_url
         self.prefix = topic_prefix
@@ -87,7 +88,8 @@ class Ingestor:
         filters = [ingest_filter(k, topic_prefix, share_group) for k in ("data", "event")]
         filters += [ingest_filter(k, topic_prefix) for k in ("birth", "state")]
         self._link = MqttLink(broker_url, f"batchwire-{self.worker_id}", filters, self._on_message,
-                              receive_maximum=receive_maximum, persistent_session=self._persistent)
+                              receive_maximum=receive_maximum, persistent_session=self._persistent,
+                              protocol=mqtt_protocol)
         self._stats_lock = threading.Lock()
         self._messages = self._samples = self._quarantined = self._errors = self._duplicates = 0
         self._last_commit: datetime | None = None

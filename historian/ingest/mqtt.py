@@ -60,6 +60,10 @@ class AckHandle:
     generation: int
 
 
+#: Supported MQTT protocol versions for ingest ("5" is needed for Receive Maximum and is
+#: the default; "3.1.1" for brokers that do not speak MQTT 5).
+MQTT_PROTOCOLS = ("5", "3.1.1")
+
 OnMessage = Callable[[str, bytes, AckHandle], None]
 
 
@@ -68,8 +72,12 @@ class MqttLink:
     paho's network thread, and sends PUBACKs and publishes when told to."""
 
     def __init__(self, broker_url: str, client_id: str, subscriptions: list[str], on_message: OnMessage,
-                 *, receive_maximum: int = 100, persistent_session: bool = False, keepalive: int = 30):
+                 *, receive_maximum: int = 100, persistent_session: bool = False, keepalive: int = 30,
+                 protocol: str = "5"):
+        if protocol not in MQTT_PROTOCOLS:
+            raise ValueError(f"MQTT protocol must be one of {', '.join(MQTT_PROTOCOLS)}, got {protocol!r}")
         self.address = parse_broker_url(broker_url)
+        self.protocol = protocol
         self.subscriptions = subscriptions
         self._on_message = on_message
         self._receive_maximum = receive_maximum
@@ -77,8 +85,15 @@ class MqttLink:
         self._keepalive = keepalive
         self.generation = 0
         self.connected = threading.Event()
-        c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id,
-                        protocol=mqtt.MQTTv5, manual_ack=True)
+        if protocol == "5":
+            c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id,
+                            protocol=mqtt.MQTTv5, manual_ack=True)
+        else:
+            # MQTT 3.1.1 (brokers without v5, such as the embedded demo broker): no Receive
+            # Maximum, so the bounded hand-off queue blocking paho's thread is the backpressure
+            c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id,
+                            protocol=mqtt.MQTTv311, clean_session=not persistent_session,
+                            manual_ack=True)
         if self.address.username:
             c.username_pw_set(self.address.username, self.address.password)
         if self.address.tls:
@@ -91,6 +106,10 @@ class MqttLink:
         self.client = c
 
     def start(self) -> None:
+        if self.protocol != "5":
+            self.client.connect_async(self.address.host, self.address.port, self._keepalive)
+            self.client.loop_start()
+            return
         props = Properties(PacketTypes.CONNECT)
         props.ReceiveMaximum = self._receive_maximum
         # a persistent session lets the broker re-deliver what this worker had not acknowledged
@@ -120,7 +139,10 @@ class MqttLink:
                 log.warning("broker refused the connection: %s", reason_code)
                 return
             self.generation += 1
-            client.subscribe([(f, SubscribeOptions(qos=1)) for f in self.subscriptions])
+            if self.protocol == "5":
+                client.subscribe([(f, SubscribeOptions(qos=1)) for f in self.subscriptions])
+            else:
+                client.subscribe([(f, 1) for f in self.subscriptions])
             log.info("connected to %s:%d, subscribed to %s", self.address.host, self.address.port,
                      ", ".join(self.subscriptions))
         except Exception:  # noqa: BLE001

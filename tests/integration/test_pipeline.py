@@ -32,7 +32,8 @@ pytestmark = pytest.mark.timeout(240)
 class Recorder:
     """Independent witness: subscribes to the edge's topics and keeps every message."""
 
-    def __init__(self, broker_url: str, prefix: str):
+    def __init__(self, broker_url: str, prefix: str, edge: str):
+        self.edge = edge
         parts = urlsplit(broker_url)
         self.data: dict[tuple[str, str, int], DataMessage] = {}
         self.births: list[BirthMessage] = []
@@ -49,6 +50,8 @@ class Recorder:
         try:
             m = decode(msg.payload)
         except DecodeError:
+            return
+        if m.edge != self.edge:
             return
         with self._lock:
             if isinstance(m, DataMessage):
@@ -117,7 +120,7 @@ async def test_plant_to_api_every_sample_once(fresh_db, mqtt_url, topic_prefix, 
     stop = asyncio.Event()
     api_started = asyncio.Event()
     api_port = free_port()
-    witness = Recorder(mqtt_url, topic_prefix)
+    witness = Recorder(mqtt_url, topic_prefix, edge="gw-e2e")
     historian = asyncio.create_task(run_historian(
         db=fresh_db, broker=mqtt_url, api_port=api_port, topic_prefix=topic_prefix,
         stop=stop, api_started=api_started))
