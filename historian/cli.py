@@ -38,8 +38,12 @@ def main(argv: list[str] | None = None) -> int:
     level = logging.WARNING - 10 * min(args.verbose, 2)
     logging.basicConfig(level=max(level, logging.DEBUG) if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)-7s %(name)s: %(message)s")
+    # third-party libraries warn about things the operator cannot act on (asyncua about the
+    # simulator's unsecured endpoint, amqtt about every unexpected PUBACK): errors only,
+    # unless asked for more
     for noisy in ("asyncua", "amqtt", "transitions", "pymodbus"):
-        logging.getLogger(noisy).setLevel(logging.WARNING if args.verbose < 2 else logging.DEBUG)
+        logging.getLogger(noisy).setLevel(
+            logging.ERROR if args.verbose == 0 else logging.WARNING if args.verbose == 1 else logging.DEBUG)
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
