@@ -244,6 +244,22 @@ class Pipeline:
         await self.load.stop()
 
 
+async def completeness(dsn: str, edge: str) -> dict:
+    """The historian's own answer (``GET /api/v1/completeness``, the real app in process)
+    over everything the edge sent."""
+    import httpx
+
+    from historian.api import create_app
+
+    app = create_app(dsn)
+    async with app.router.lifespan_context(app):
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
+            r = await c.get("/api/v1/completeness", params={
+                "edge": edge, "start": "2000-01-01T00:00:00Z", "end": "2100-01-01T00:00:00Z"})
+            assert r.status_code == 200, r.text
+            return r.json()
+
+
 async def conclude(pipe: Pipeline, scenario: str, *, basetemp: Path, recovery_s: float | None,
                    criterion: str = "stored set == produced set", detail: dict | None = None,
                    expect_starts: tuple[int, int] = (1, 1)) -> ScenarioReport:
@@ -251,17 +267,22 @@ async def conclude(pipe: Pipeline, scenario: str, *, basetemp: Path, recovery_s:
     and that neither process needed a restart it did not get from the scenario itself."""
     drain = await pipe.finish()
     v = pipe.verdict()
+    comp = await completeness(pipe.db, pipe.edge_id)
     rep = ScenarioReport(
         scenario=scenario, produced=v.produced, stored=v.stored, lost=v.lost,
         duplicated=v.duplicated, recovery_s=recovery_s,
         duration_s=time.monotonic() - pipe.t_start, criterion=criterion,
         detail={"drain_s": round(drain, 1), "unexpected": v.unexpected,
                 "late_ticks": pipe.load.late_ticks, "edge_starts": pipe.edge.starts,
-                "ingest_starts": pipe.ingest.starts, **(detail or {})})
+                "ingest_starts": pipe.ingest.starts,
+                "completeness": {k: comp[k] for k in ("complete", "expected", "received", "missing")},
+                **(detail or {})})
     record(rep, basetemp)
     assert (v.lost, v.duplicated, v.unexpected) == (0, 0, 0), (
         f"lost {v.lost} {v.lost_examples}, duplicated {v.duplicated} {v.dup_examples}, "
         f"unexpected {v.unexpected} {v.unexpected_examples}")
+    # the historian's own account agrees: every message of the session, no gap, no data-gap event
+    assert comp["complete"] and comp["missing"] == 0 and comp["received"] == comp["expected"] > 0, comp
     # no manual action: the processes we did not kill are the ones we started, still running
     assert pipe.edge.alive and pipe.ingest.alive, pipe.diagnostics()
     assert (pipe.edge.starts, pipe.ingest.starts) == expect_starts

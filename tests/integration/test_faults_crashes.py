@@ -22,7 +22,7 @@ from collections import Counter
 import pytest
 
 from tests.faults.harness import (
-    Pipeline, ScenarioReport, compare, conclude, now_us, outbox_count, record, stored_count,
+    Pipeline, ScenarioReport, compare, completeness, conclude, now_us, outbox_count, record, stored_count,
     stored_samples, until,
 )
 from tests.faults.relay import Witness
@@ -117,6 +117,7 @@ async def test_edge_killed_at_random_points(fresh_db, tmp_path, tmp_path_factory
             return any(k - 3_000_000 <= ts <= r + 30_000_000 for k, r in outages)
 
         outside = sorted(s for s in not_captured if not in_outage(s[1]))
+        comp = await completeness(pipe.db, pipe.edge_id)
         rep = ScenarioReport(
             scenario=f"edge SIGKILL x{EDGE_KILLS}", produced=len(produced), stored=v.stored,
             lost=v.lost, duplicated=v.duplicated, recovery_s=recovery,
@@ -126,12 +127,16 @@ async def test_edge_killed_at_random_points(fresh_db, tmp_path, tmp_path_factory
             detail={"seed": SEED + 1, "captured": v.produced, "not_captured_edge_down": len(not_captured),
                     "reobserved_initial_values": reobserved, "witness_copies": witness.copies,
                     "drain_s": round(drain, 1), "edge_starts": pipe.edge.starts,
-                    "outages_s": [round((r - k) / 1e6, 1) for k, r in outages]})
+                    "outages_s": [round((r - k) / 1e6, 1) for k, r in outages],
+                    "completeness": {k: comp[k] for k in ("complete", "expected", "received", "missing")}})
         record(rep, tmp_path_factory.getbasetemp())
         assert (v.lost, v.duplicated, v.unexpected) == (0, 0, 0), (
             f"lost {v.lost_examples} dup {v.dup_examples} unexpected {v.unexpected_examples}")
         assert not invented, sorted(invented)[:5]
         assert not outside, f"{len(outside)} samples missed outside the edge outages: {outside[:5]}"
+        # every captured message arrived: no sequence gap (what was never captured has no
+        # sequence number, so completeness cannot see it: see docs/delivery.md)
+        assert comp["missing"] == 0 and comp["received"] == comp["expected"] > 0, comp
         assert pipe.ingest.alive and pipe.ingest.starts == 1, pipe.diagnostics()
     finally:
         witness.close()
