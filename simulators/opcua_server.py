@@ -98,33 +98,40 @@ class OpcUaServer:
         return self._server is not None
 
     async def _build(self, server: Server) -> None:
+        """Create Plant/<unit>/<signal> with one AddNodes call per unit (fast for 10k variables).
+
+        Numbers are AnalogItemType variables with EngineeringUnits and EURange properties;
+        strings and booleans are BaseDataVariableType.
+        """
         ns = self._ns
         plant = await server.nodes.objects.add_folder(ua.NodeId("Plant", ns), ua.QualifiedName("Plant", ns))
-        folders = {}
         self._nodes.clear()
         self._tags.clear()
+        by_unit: dict[str, list[Signal]] = {}
         for sig in self.catalog.opcua():
-            if sig.unit not in folders:
-                folders[sig.unit] = await plant.add_folder(ua.NodeId(sig.unit, ns), ua.QualifiedName(sig.unit, ns))
-            identifier = sig.node_id[2:] if sig.node_id and sig.node_id.startswith("s=") else sig.name
-            nodeid = ua.NodeId(identifier, ns)
-            var = await folders[sig.unit].add_variable(nodeid, ua.QualifiedName(sig.signal, ns),
-                                                       ua.Variant(_DEFAULT[sig.datatype], _VARIANT[sig.datatype]))
-            await var.write_attribute(ua.AttributeIds.Description,
-                                      ua.DataValue(ua.Variant(ua.LocalizedText(sig.description),
-                                                              ua.VariantType.LocalizedText)))
-            if sig.datatype in ("float", "int"):
-                if sig.eng_unit:
-                    await var.add_property(ua.NodeId(f"{identifier}.EngineeringUnits", ns),
-                                           ua.QualifiedName("EngineeringUnits", 0), eu_information(sig.eng_unit))
-                if sig.low is not None and sig.high is not None:
-                    await var.add_property(ua.NodeId(f"{identifier}.EURange", ns), ua.QualifiedName("EURange", 0),
-                                           ua.Range(Low=float(sig.low), High=float(sig.high)))
-            if sig.writable:
-                await var.set_writable(True)
-            self._nodes[sig.name] = nodeid
-            self._tags[nodeid] = sig.name
-            self._sigs[sig.name] = sig
+            by_unit.setdefault(sig.unit, []).append(sig)
+        session = server.iserver.isession
+        for unit, signals in by_unit.items():
+            folder = await plant.add_folder(ua.NodeId(unit, ns), ua.QualifiedName(unit, ns))
+            items: list[ua.AddNodesItem] = []
+            for sig in signals:
+                identifier = sig.node_id[2:] if sig.node_id and sig.node_id.startswith("s=") else sig.name
+                nodeid = ua.NodeId(identifier, ns)
+                items.append(_variable_item(folder.nodeid, nodeid, ua.QualifiedName(sig.signal, ns), sig))
+                if sig.datatype in ("float", "int"):
+                    if sig.eng_unit:
+                        items.append(_property_item(nodeid, ua.NodeId(f"{identifier}.EngineeringUnits", ns),
+                                                    "EngineeringUnits", eu_information(sig.eng_unit),
+                                                    ua.ObjectIds.EUInformation))
+                    if sig.low is not None and sig.high is not None:
+                        items.append(_property_item(nodeid, ua.NodeId(f"{identifier}.EURange", ns), "EURange",
+                                                    ua.Range(Low=float(sig.low), High=float(sig.high)),
+                                                    ua.ObjectIds.Range))
+                self._nodes[sig.name] = nodeid
+                self._tags[nodeid] = sig.name
+                self._sigs[sig.name] = sig
+            for result in await session.add_nodes(items):
+                result.StatusCode.check()
 
     async def _post_write(self, event, _dispatcher) -> None:
         for wv, result in zip(event.request_params.NodesToWrite, event.response_params or []):
@@ -181,3 +188,50 @@ class OpcUaServer:
         for transport in transports:
             transport.abort()
         return len(transports)
+
+
+_DATATYPE = {"float": ua.ObjectIds.Double, "int": ua.ObjectIds.Int32, "bool": ua.ObjectIds.Boolean,
+             "string": ua.ObjectIds.String}
+
+
+def _variable_item(parent: ua.NodeId, nodeid: ua.NodeId, name: ua.QualifiedName, sig: Signal) -> ua.AddNodesItem:
+    numeric = sig.datatype in ("float", "int")
+    attrs = ua.VariableAttributes()
+    attrs.DisplayName = ua.LocalizedText(name.Name)
+    attrs.Description = ua.LocalizedText(sig.description)
+    attrs.DataType = ua.NodeId(_DATATYPE[sig.datatype])
+    attrs.Value = ua.Variant(_DEFAULT[sig.datatype], _VARIANT[sig.datatype])
+    attrs.ValueRank = ua.ValueRank.Scalar
+    access = ua.AccessLevel.CurrentRead.mask | (ua.AccessLevel.CurrentWrite.mask if sig.writable else 0)
+    attrs.AccessLevel = attrs.UserAccessLevel = access
+    attrs.WriteMask = attrs.UserWriteMask = 0
+    attrs.Historizing = False
+    item = ua.AddNodesItem()
+    item.RequestedNewNodeId = nodeid
+    item.BrowseName = name
+    item.NodeClass = ua.NodeClass.Variable
+    item.ParentNodeId = parent
+    item.ReferenceTypeId = ua.NodeId(ua.ObjectIds.HasComponent)
+    item.TypeDefinition = ua.NodeId(ua.ObjectIds.AnalogItemType if numeric else ua.ObjectIds.BaseDataVariableType)
+    item.NodeAttributes = attrs
+    return item
+
+
+def _property_item(parent: ua.NodeId, nodeid: ua.NodeId, name: str, value: object, datatype: int) -> ua.AddNodesItem:
+    attrs = ua.VariableAttributes()
+    attrs.DisplayName = ua.LocalizedText(name)
+    attrs.Description = ua.LocalizedText(name)
+    attrs.DataType = ua.NodeId(datatype)
+    attrs.Value = ua.Variant(value, ua.VariantType.ExtensionObject)
+    attrs.ValueRank = ua.ValueRank.Scalar
+    attrs.AccessLevel = attrs.UserAccessLevel = ua.AccessLevel.CurrentRead.mask
+    attrs.WriteMask = attrs.UserWriteMask = 0
+    item = ua.AddNodesItem()
+    item.RequestedNewNodeId = nodeid
+    item.BrowseName = ua.QualifiedName(name, 0)
+    item.NodeClass = ua.NodeClass.Variable
+    item.ParentNodeId = parent
+    item.ReferenceTypeId = ua.NodeId(ua.ObjectIds.HasProperty)
+    item.TypeDefinition = ua.NodeId(ua.ObjectIds.PropertyType)
+    item.NodeAttributes = attrs
+    return item
