@@ -10,6 +10,7 @@ assembles one in code.
 
 from __future__ import annotations
 
+import os
 import re
 import tomllib
 from pathlib import Path
@@ -190,6 +191,34 @@ class _TagMeta(_Model):
         return self
 
 
+SecurityPolicy = Literal["None", "Basic256Sha256", "Aes128_Sha256_RsaOaep", "Aes256_Sha256_RsaPss"]
+
+
+def _check_pem_or_der(setting: str, path: Path, *, key: bool) -> None:
+    """A readable certificate (or private key) file, so a wrong path stops start-up with
+    the setting named rather than failing on every connect."""
+    try:
+        data = path.read_bytes()
+    except OSError as err:
+        raise ValueError(f"{setting}: cannot read {str(path)!r}: {err.strerror or err}") from err
+    from cryptography import x509  # an asyncua dependency; loaded only when security is used
+    from cryptography.hazmat.primitives import serialization
+
+    try:
+        if key:
+            if b"-----BEGIN" in data:
+                serialization.load_pem_private_key(data, password=None)
+            else:
+                serialization.load_der_private_key(data, password=None)
+        elif b"-----BEGIN" in data:
+            x509.load_pem_x509_certificate(data)
+        else:
+            x509.load_der_x509_certificate(data)
+    except (ValueError, TypeError) as err:
+        what = "an unencrypted private key" if key else "a certificate"
+        raise ValueError(f"{setting}: {str(path)!r} is not {what} (PEM or DER): {err}") from err
+
+
 class OpcUaTag(_TagMeta):
     node: str
 
@@ -223,8 +252,56 @@ class OpcUaSource(_Model):
     reconnect_delay_max: Duration = 30.0
     #: Longest the first birth waits for this server's metadata (data types, units, ranges).
     metadata_timeout: Duration = 10.0
+    #: OPC UA security. With a policy, the server's certificate must be pinned
+    #: (``server_certificate``): asyncua otherwise trusts whatever certificate the server sends.
+    security_policy: SecurityPolicy = "None"
+    #: Default ``SignAndEncrypt`` when a policy is set.
+    security_mode: Literal["Sign", "SignAndEncrypt"] | None = None
+    #: This client's application instance certificate and its private key (PEM or DER).
+    certificate: Path | None = None
+    private_key: Path | None = None
+    #: The server's certificate, pinned: a server presenting another one is refused.
+    server_certificate: Path | None = None
+    username: str | None = None
+    #: The password, or the name of an environment variable holding it (``password_env``),
+    #: so it need not be written into the file.
+    password: str | None = None
+    password_env: str | None = None
     context: OpcUaContext | None = None
     tags: list[OpcUaTag] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _security(self):
+        files = ("certificate", "private_key", "server_certificate")
+        if self.security_policy == "None":
+            given = [f for f in (*files, "security_mode") if getattr(self, f) is not None]
+            if given:
+                raise ValueError(f"{given[0]}: has no effect without security_policy "
+                                 "(Basic256Sha256, Aes128_Sha256_RsaOaep or Aes256_Sha256_RsaPss)")
+        else:
+            missing = [
+                f"{f}: required when security_policy is {self.security_policy!r}" + (
+                    " (the server's certificate, pinned: without it any certificate the server "
+                    "presents is trusted)" if f == "server_certificate" else "")
+                for f in files if getattr(self, f) is None]
+            if missing:
+                raise ValueError("; ".join(missing))
+            for f in files:
+                _check_pem_or_der(f, getattr(self, f), key=(f == "private_key"))
+        if self.password is not None and self.password_env is not None:
+            raise ValueError("password, password_env: give one or the other")
+        if (self.password is not None or self.password_env is not None) and not self.username:
+            raise ValueError("username: required with password / password_env")
+        if self.password_env is not None and self.password_env not in os.environ:
+            raise ValueError(f"password_env: environment variable {self.password_env!r} is not set")
+        return self
+
+    @property
+    def secret(self) -> str | None:
+        """The password (from ``password`` or the ``password_env`` variable, read now)."""
+        if self.password_env is not None:
+            return os.environ.get(self.password_env)
+        return self.password
 
     @field_validator("publishing_interval", "timeout", "reconnect_delay_max", "metadata_timeout",
                      mode="before")

@@ -14,11 +14,13 @@ When the connection is lost every tag gets one sample without a value and qualit
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 from datetime import datetime
 from typing import Any
 
 from asyncua import Client, ua
+from asyncua.crypto import security_policies
 
 from edge.config import OpcUaSource as OpcUaSettings
 from edge.contract.messages import TagInfo, now_micros, to_micros
@@ -44,6 +46,46 @@ def datatype_of(vt: ua.VariantType) -> str:
     if vt in _TEXT_TYPES:
         return "string"
     return "float"
+
+
+def application_uri_of(cert_path) -> str | None:
+    """The application URI in a certificate's subjectAltName (None: there is none)."""
+    from cryptography import x509
+
+    data = open(cert_path, "rb").read()
+    cert = (x509.load_pem_x509_certificate(data) if b"-----BEGIN" in data
+            else x509.load_der_x509_certificate(data))
+    try:
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName)
+    except x509.ExtensionNotFound:
+        return None
+    uris = san.value.get_values_for_type(x509.UniformResourceIdentifier)
+    return uris[0] if uris else None
+
+
+def der_certificate(data: bytes) -> bytes:
+    """A certificate file's content (PEM or DER) as DER."""
+    if b"-----BEGIN" not in data:
+        return data
+    from cryptography import x509
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    return x509.load_pem_x509_certificate(data).public_bytes(Encoding.DER)
+
+
+def first_der(chain: bytes) -> bytes:
+    """The first certificate of a DER chain (servers may send their chain concatenated)."""
+    if len(chain) < 2 or chain[0] != 0x30:
+        return chain
+    n = chain[1]
+    if n < 0x80:
+        return chain[: 2 + n]
+    k = n & 0x7F
+    return chain[: 2 + k + int.from_bytes(chain[2 : 2 + k], "big")]
+
+
+def _fingerprint(der: bytes) -> str:
+    return hashlib.sha256(der).hexdigest()[:16]
 
 
 def plain_value(v: Any) -> Any:
@@ -81,6 +123,8 @@ class OpcUaSource:
         self.name = settings.name
         self.connected = False
         self.connections = 0
+        self.attempts = 0  # connection attempts, successful or not
+        self.last_error: str | None = None
         self._unit = settings.context.unit if settings.context else None
         #: The agent's first birth waits up to this long for the server's metadata.
         self.metadata_timeout = settings.metadata_timeout
@@ -117,13 +161,15 @@ class OpcUaSource:
         delay = 1.0
         down_reported = False
         while not stop.is_set():
+            self.attempts += 1
             try:
                 await self._session(sink, stop)
                 delay = 1.0
             except asyncio.CancelledError:
                 raise
             except Exception as err:  # noqa: BLE001 - any failure: report, back off, retry
-                log.warning("OPC UA source %s: %s", self.name, err)
+                self.last_error = f"{err!r}"
+                log.warning("OPC UA source %s: %r", self.name, err)
             was_connected, self.connected = self.connected, False
             if stop.is_set():
                 break
@@ -166,6 +212,7 @@ class OpcUaSource:
         client = Client(s.endpoint, timeout=s.timeout)
         client.connection_lost_callback = on_lost
         try:
+            await self._secure(client)
             async with client:
                 tag_nodes = {}
                 for t in s.tags:
@@ -198,6 +245,47 @@ class OpcUaSource:
                     raise SourceError("connection lost")
         except (OSError, asyncio.TimeoutError, ua.UaError) as err:
             raise SourceError(f"{s.endpoint}: {err!r}") from err
+
+    async def _secure(self, client: Client) -> None:
+        """Apply the configured security policy (with the server certificate pinned: asyncua
+        then refuses a server presenting another one) and user identity."""
+        s = self.settings
+        if s.security_policy != "None":
+            policy = getattr(security_policies, "SecurityPolicy" + s.security_policy.replace("_", ""))
+            mode = getattr(ua.MessageSecurityMode, s.security_mode or "SignAndEncrypt")
+            uri = application_uri_of(s.certificate)
+            if uri:  # servers check that the client's certificate names its application
+                client.application_uri = uri
+            await self._check_pinned(policy.URI, mode)
+            try:
+                await client.set_security(policy, str(s.certificate), str(s.private_key),
+                                          server_certificate=str(s.server_certificate), mode=mode)
+            except (OSError, ValueError, TypeError) as err:
+                raise SourceError(f"{s.name}: security settings unusable: {err}") from err
+        if s.username:
+            client.set_user(s.username)
+            secret = s.secret
+            if secret is not None:
+                client.set_password(secret)
+
+    async def _check_pinned(self, policy_uri: str, mode: ua.MessageSecurityMode) -> None:
+        """Say clearly why a secured connection will fail: compare the certificate the
+        server lists for this policy and mode (GetEndpoints is open without security) with the
+        pinned one. Only a diagnosis: the protection is the pinned certificate in the secure
+        channel itself, which an impostor cannot complete (it would just time out)."""
+        s = self.settings
+        probe = Client(s.endpoint, timeout=s.timeout)
+        endpoints = await probe.connect_and_get_server_endpoints()
+        offered = [e for e in endpoints if e.SecurityPolicyUri == policy_uri and e.SecurityMode == mode]
+        if not offered:
+            raise SourceError(f"{s.endpoint} offers no endpoint with security_policy "
+                              f"{s.security_policy!r} and security_mode {mode.name!r}")
+        pinned = der_certificate(open(s.server_certificate, "rb").read())
+        presented = first_der(offered[0].ServerCertificate or b"")
+        if presented != pinned:
+            raise SourceError(f"{s.endpoint} presents certificate sha256:{_fingerprint(presented)}, not the "
+                              f"pinned server_certificate {s.server_certificate} (sha256:{_fingerprint(pinned)}): "
+                              "refused")
 
     async def _read_metadata(self, client: Client, tag_nodes: dict, sink: Sink) -> None:
         """Fill in what the configuration left open from the server's own description:

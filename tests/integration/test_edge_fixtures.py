@@ -203,3 +203,26 @@ class ModbusDevice:
         finally:
             self._writers.discard(writer)
             writer.close()
+
+
+def make_app_certificate(directory, name: str, uri: str, *, server: bool) -> tuple[str, str]:
+    """A self-signed OPC UA application certificate and its key (PEM files); returns the
+    paths (certificate, private key)."""
+    from pathlib import Path
+
+    from asyncua.crypto import cert_gen
+    from cryptography import x509
+    from cryptography.hazmat.primitives.serialization import Encoding
+    from cryptography.x509.oid import ExtendedKeyUsageOID
+
+    key = cert_gen.generate_private_key()
+    usage = ExtendedKeyUsageOID.SERVER_AUTH if server else ExtendedKeyUsageOID.CLIENT_AUTH
+    cert = cert_gen.generate_self_signed_app_certificate(
+        key, name, {"organizationName": "batchwire tests"},
+        [x509.UniformResourceIdentifier(uri), x509.DNSName("localhost")], [usage], days=2)
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    cert_path, key_path = directory / f"{name}.pem", directory / f"{name}.key.pem"
+    cert_path.write_bytes(cert.public_bytes(Encoding.PEM))
+    key_path.write_bytes(cert_gen.dump_private_key_as_pem(key))
+    return str(cert_path), str(key_path)
