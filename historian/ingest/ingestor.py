@@ -45,6 +45,7 @@ log = logging.getLogger(__name__)
 
 _STOP = object()
 MAINTENANCE_EVERY = 3600.0  # s: keep plain partitions created ahead
+REPACK_EVERY = 600.0  # s: merge small packed sample rows of finished hours (plain backend)
 
 
 class Ingestor:
@@ -95,6 +96,7 @@ class Ingestor:
         self._last_commit: datetime | None = None
         self._last_error: str | None = None
         self._last_maintenance = 0.0
+        self._last_repack = time.monotonic()
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -259,6 +261,24 @@ class Ingestor:
                         break
             except Exception as err:  # noqa: BLE001 - pending rows stay queued; retried next interval
                 log.warning("rollup catch-up failed (retried in %.1f s): %s", self._rollup_interval, err)
+            self._repack()
+
+    def _repack(self) -> None:
+        """Plain backend: merge the small packed rows of finished hours (low ingest rates
+        write one row per tag and batch). One worker at a time; a failure is retried later."""
+        from historian.store import packing
+
+        now = time.monotonic()
+        if now - self._last_repack < REPACK_EVERY:
+            return
+        self._last_repack = now
+        try:
+            with self._pool.connection(timeout=5) as conn:
+                merged = packing.repack(conn)
+            if merged:
+                log.info("repacked small sample rows into %d row(s)", merged)
+        except Exception as err:  # noqa: BLE001 - the rows stay as they are; tried again later
+            log.warning("repacking sample rows failed: %s", err)
 
     def _maintain(self) -> None:
         now = time.monotonic()

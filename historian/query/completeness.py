@@ -184,9 +184,8 @@ async def fetch_completeness(conn: AsyncConnection, rng: TimeRange,
 _BATCH_EDGES = """
 SELECT DISTINCT t.edge FROM batchwire.tags t
 WHERE t.edge IS NOT NULL AND EXISTS (
-    SELECT 1 FROM batchwire.samples s
-    WHERE s.tag_id = t.tag_id AND s.ts >= %(start)s AND s.ts < %(end)s
-      AND s.context_id IN (SELECT context_id FROM batchwire.contexts
+    SELECT 1 FROM batchwire.samples_between(t.tag_id, %(start)s, %(end)s) s
+    WHERE s.context_id IN (SELECT context_id FROM batchwire.contexts
                            WHERE site = %(site)s AND unit = %(unit)s AND batch = %(batch)s))
 ORDER BY t.edge
 """

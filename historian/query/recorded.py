@@ -12,11 +12,13 @@ DEFAULT_LIMIT = 1000
 MAX_LIMIT = 100_000
 
 # LIMIT n+1: the extra row only tells whether the answer was truncated.
+# batchwire.samples_between (migration 0005) is inlined by the planner: on plain PostgreSQL
+# it finds the packed rows of the tag overlapping the range by the (tag_id, ts_min) index
+# and unnests only those; on TimescaleDB it is the hypertable's (tag_id, ts) index scan.
 _SQL = """
 SELECT s.ts, s.value, s.value_text, s.quality, c.site, c.unit, c.batch, c.phase, c.recipe
-FROM batchwire.samples s
+FROM batchwire.samples_between(%(tag_id)s, %(start)s, %(end)s) s
 LEFT JOIN batchwire.contexts c ON c.context_id = s.context_id
-WHERE s.tag_id = %(tag_id)s AND s.ts >= %(start)s AND s.ts < %(end)s
 ORDER BY s.ts
 LIMIT %(limit_plus_one)s
 """

@@ -11,7 +11,8 @@ merging partial aggregates) keeps late and out-of-order data exact, including th
 trapezoid integral. Staleness: a committed sample is in the rollups after at most one
 maintainer interval plus one catch-up (see docs/storage.md).
 
-On TimescaleDB the continuous aggregates compute the same columns (see
+Raw samples are read from ``batchwire.samples_packed`` (the plain layout since migration
+0005). On TimescaleDB the continuous aggregates compute the same columns (see
 0002_samples.timescaledb.sql).
 """
 
@@ -35,11 +36,18 @@ FROM (
            lag(s.ts) OVER w AS pts, lag(s.value) OVER w AS pv,
            first_value(s.value) OVER w AS fv,
            last_value(s.value) OVER (w ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING) AS lv
-    FROM unnest(%s::int4[], %s::timestamptz[]) AS t(tag_id, bucket)
-    JOIN batchwire.samples s
-      ON s.tag_id = t.tag_id AND s.ts >= t.bucket AND s.ts < t.bucket + INTERVAL '1 minute'
-    -- constant bounds let the planner prune partitions instead of probing every one per key
-    WHERE s.ts >= %s AND s.ts < %s AND s.{_FINITE.replace('value NOT', 's.value NOT')}
+    FROM unnest(%(tags)s::int4[], %(buckets)s::timestamptz[]) AS t(tag_id, bucket)
+    JOIN (
+        -- packed rows of these tags overlapping [lo, hi) found by the (tag_id, ts_min) index
+        -- (a row spans < 1 h), then unnested; constant bounds also prune partitions
+        SELECT p.tag_id, u.ts, u.value,
+               date_bin(INTERVAL '1 minute', u.ts, TIMESTAMPTZ '2000-01-01 00:00:00+00') AS bucket
+        FROM batchwire.samples_packed p
+        CROSS JOIN LATERAL unnest(p.ts, p.value) AS u(ts, value)
+        WHERE p.tag_id = ANY(%(tags)s::int4[]) AND p.ts_min > %(lo)s::timestamptz - INTERVAL '1 hour'
+          AND p.ts_min < %(hi)s AND p.ts_max >= %(lo)s
+          AND u.ts >= %(lo)s AND u.ts < %(hi)s AND u.{_FINITE.replace('value NOT', 'u.value NOT')}
+    ) s ON s.tag_id = t.tag_id AND s.bucket = t.bucket
     WINDOW w AS (PARTITION BY t.tag_id, t.bucket ORDER BY s.ts)
 ) x
 GROUP BY tag_id, bucket
@@ -88,7 +96,7 @@ def refresh(cur: psycopg.Cursor, minute_keys: set[tuple[int, int]]) -> None:
     tags, buckets = _columns(minute_keys)
     lo = min(k[1] for k in minute_keys)
     hi = max(k[1] for k in minute_keys) + MINUTE_US
-    cur.execute(ROLLUP_1M_SQL, (tags, buckets, from_us(lo), from_us(hi)))
+    cur.execute(ROLLUP_1M_SQL, {"tags": tags, "buckets": buckets, "lo": from_us(lo), "hi": from_us(hi)})
     hours = {(tag, m - m % HOUR_US) for tag, m in minute_keys}
     cur.execute(ROLLUP_1H_SQL, _columns(hours))
 

@@ -140,12 +140,15 @@ def message_rows(
     skew_limit_us: int,
     *,
     with_buckets: bool,
+    tuples: bool = True,
 ) -> MessageRows:
     """Binary COPY tuples for the declared samples of ``msg`` (a :class:`DataMessage` or
     :class:`~edge.contract.codec.DataRows`). ``context_ids`` maps the
     message's context keys to ``batchwire.contexts`` ids. Raises :class:`RowError` when the
-    message cannot be stored at all (timestamps outside years 1..9999, NUL in text)."""
-    fast = _message_rows_fast(msg, tag_ids, context_ids, received_us, skew_limit_us, with_buckets)
+    message cannot be stored at all (timestamps outside years 1..9999, NUL in text).
+    ``tuples=False``: the caller packs the samples itself (plain backend); ``data`` may
+    then be empty, every figure and check is the same."""
+    fast = _message_rows_fast(msg, tag_ids, context_ids, received_us, skew_limit_us, with_buckets, tuples)
     if fast is not None:
         return fast
     parts: list[bytes] = []
@@ -215,7 +218,7 @@ FAST_BUCKET_SPAN_US = 10 * MINUTE_US
 
 
 def _message_rows_fast(msg, tag_ids: dict[str, int], context_ids: dict[str, int], received_us: int,
-                       skew_limit_us: int, with_buckets: bool) -> MessageRows | None:
+                       skew_limit_us: int, with_buckets: bool, tuples: bool = True) -> MessageRows | None:
     """The common shape - every tag declared, one context (or none) for all samples - with
     the bookkeeping done by C-level builtins over whole columns instead of per sample.
     Returns None when the message has another shape (the general loop handles it). Rows
@@ -238,7 +241,13 @@ def _message_rows_fast(msg, tag_ids: dict[str, int], context_ids: dict[str, int]
     parts: list[bytes] = []
     append = parts.append
     get_tag = tag_ids.__getitem__
-    if ctx is None:
+    if not tuples:
+        for r in rows:
+            v = r[2]
+            if type(v) is str and "\x00" in v:
+                raise RowError("invalid-value", f"sample of {r[0]!r} at {r[1]}: text contains NUL")
+        bounds = {} if ctx is None else {ctx: [first, last]}
+    elif ctx is None:
         cid = None
         num = _ROW_NUM.pack
         for tag, ts, v, q, _ in rows:
@@ -267,7 +276,7 @@ def _message_rows_fast(msg, tag_ids: dict[str, int], context_ids: dict[str, int]
         else:
             numeric = (float, int, bool)
             buckets = {(tag_ids[r[0]], r[1] - r[1] % MINUTE_US) for r in rows if type(r[2]) in numeric}
-    return MessageRows(b"".join(parts), len(parts), first, last, skewed, {}, bounds, buckets)
+    return MessageRows(b"".join(parts), len(rows), first, last, skewed, {}, bounds, buckets)
 
 
 def _general_row(tag: str, tid: int, ts: int, v, q: int, cid: int | None) -> bytes:

@@ -30,6 +30,7 @@ from edge.contract import BatchContext, BirthMessage, DataMessage, EventMessage,
 
 from . import rollups
 from .backend import Backend
+from .packing import COPY_PACKED_SQL, Packer
 from .errors import StoreError, StoreUnavailable
 from .rows import (
     COPY_HEADER, COPY_TRAILER, RowError, batch_and_phase_bounds, from_us, message_rows, sample_rows,
@@ -189,13 +190,16 @@ class Writer:
         if batch.data:
             tag_ids = self._tag_ids(cur, batch.data, new_tags)
             ctx_ids = self._context_ids(cur, batch.data, new_contexts)
+            # plain backend: samples packed per (tag, hour) into samples_packed rows
+            plain = self.backend is Backend.PLAIN
+            packer = Packer() if plain else None
             planned = []
             for item in batch.data:
                 m = item.msg
                 keymap = {k: ctx_ids[c] for k, c in m.contexts.items()}
                 try:
                     mr = message_rows(m, tag_ids, keymap, item.received, self.skew_limit_us,
-                                      with_buckets=self.backend is Backend.PLAIN)
+                                      with_buckets=plain, tuples=not plain)
                 except (RowError, OverflowError, struct.error) as err:
                     if isinstance(err, RowError):
                         reason = err.reason
@@ -205,14 +209,14 @@ class Writer:
                                                   item.received, m.edge, m.session, m.seq))
                     result.refused.append(item)
                     continue
-                planned.append((item, mr))
+                planned.append((item, mr, keymap))
             new_keys = self._claim(cur, planned)
             rows_written = 0
             batches: dict[tuple, list] = {}
             phases: dict[tuple, list] = {}
             buckets: set[tuple[int, int]] = set()
             chunks = [COPY_HEADER]
-            for item, mr in planned:
+            for item, mr, keymap in planned:
                 m = item.msg
                 key = (m.edge, m.session, m.seq)
                 if key not in new_keys:
@@ -220,7 +224,10 @@ class Writer:
                     continue
                 # claimed once: a second copy of the message in this same batch is a duplicate
                 new_keys.discard(key)
-                chunks.append(mr.data)
+                if packer is not None:
+                    packer.add(sample_rows(m), tag_ids, keymap)
+                else:
+                    chunks.append(mr.data)
                 rows_written += mr.count
                 result.applied.append(item)
                 result.skewed += mr.skewed
@@ -233,8 +240,10 @@ class Writer:
                         f"samples of tags no birth declared were not applied: {names}",
                         item.payload, item.received, m.edge, m.session, m.seq))
             if rows_written:
+                if packer is not None:
+                    chunks.append(packer.copy_data())
                 chunks.append(COPY_TRAILER)
-                with cur.copy(COPY_SQL) as copy:
+                with cur.copy(COPY_SQL if packer is None else COPY_PACKED_SQL) as copy:
                     copy.write(b"".join(chunks))
             result.samples = rows_written
             self._upsert_spans(cur, batches, phases)
@@ -361,7 +370,7 @@ class Writer:
         # a fixed key order so two workers claiming overlapping sets cannot deadlock
         planned = sorted(planned, key=lambda p: (p[0].msg.edge, p[0].msg.session, p[0].msg.seq))
         cols: list[list] = [[] for _ in range(13)]
-        for item, mr in planned:
+        for item, mr, _ in planned:
             m = item.msg
             for col, val in zip(cols, (
                 m.edge, m.session, m.seq, m.site, from_us(m.sent), from_us(item.received),

@@ -54,11 +54,11 @@ def test_plain_partitions_created_ahead_with_default(fresh_db):
             return
         parts = {r[0] for r in conn.execute(
             "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
-            "WHERE i.inhparent = 'batchwire.samples'::regclass")}
+            "WHERE i.inhparent = 'batchwire.samples_packed'::regclass")}
         today = datetime.now(timezone.utc).date()
         for d in (today - timedelta(days=1), today, today + timedelta(days=3)):
-            assert f"samples_{d:%Y%m%d}" in parts
-        assert "samples_default" in parts
+            assert f"samples_packed_{d:%Y%m%d}" in parts
+        assert "samples_packed_default" in parts
 
 
 def test_detected_backend_is_one_the_server_can_create(fresh_db, caplog):

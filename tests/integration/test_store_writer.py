@@ -128,15 +128,15 @@ def test_sample_outside_partitions_lands_in_default_then_moves(writer, db):
     writer.write(WriteBatch(births=[birth("T1")]))
     old = to_micros(datetime(2001, 2, 3, 4, 5, 6, tzinfo=timezone.utc))
     writer.write(WriteBatch(data=[data(1, [sample("T1", old, 1.0)])]))
-    assert rows(db, "SELECT count(*) FROM batchwire.samples_default") == [(1,)]
+    assert rows(db, "SELECT count(*) FROM batchwire.samples_packed_default") == [(1,)]
     with psycopg.connect(db) as conn:
         made = conn.execute("SELECT * FROM batchwire.ensure_partitions('2001-02-03', '2001-02-03')").fetchall()
-    assert made == [("samples_20010203",)]
-    assert rows(db, "SELECT count(*) FROM batchwire.samples_default") == [(0,)]
-    assert rows(db, "SELECT count(*) FROM batchwire.samples_20010203") == [(1,)]
+    assert made == [("samples_packed_20010203",)]
+    assert rows(db, "SELECT count(*) FROM batchwire.samples_packed_default") == [(0,)]
+    assert rows(db, "SELECT count(*) FROM batchwire.samples_packed_20010203") == [(1,)]
     with psycopg.connect(db) as conn:
         dropped = conn.execute("SELECT * FROM batchwire.drop_partitions_before('2001-02-05')").fetchall()
-    assert dropped == [("samples_20010203",)]
+    assert dropped == [("samples_packed_20010203",)]
 
 
 def test_unreachable_database_is_store_unavailable():
