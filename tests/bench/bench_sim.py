@@ -40,14 +40,14 @@ def bench_plant(bioreactors: int, modbus_devices: int) -> PlantConfig:
     )
 
 
-def _clients(endpoint: str, node_ids: list[str], modbus: tuple[str, int, list[tuple[int, int]]],
+def _clients(endpoint: str, node_ids: list[str], per_client: int, modbus: tuple[str, int, list[tuple[int, int]]],
              seconds: float, ready, out) -> None:
     import logging
     logging.basicConfig(level=logging.WARNING, format="%(relativeCreated)8.0f %(name)s %(message)s")
-    asyncio.run(_client_main(endpoint, node_ids, modbus, seconds, ready, out))
+    asyncio.run(_client_main(endpoint, node_ids, per_client, modbus, seconds, ready, out))
 
 
-async def _client_main(endpoint, node_ids, modbus, seconds, ready, out) -> None:
+async def _client_main(endpoint, node_ids, per_client, modbus, seconds, ready, out) -> None:
     from asyncua import Client, ua
     from pymodbus.client import AsyncModbusTcpClient
 
@@ -64,14 +64,14 @@ async def _client_main(endpoint, node_ids, modbus, seconds, ready, out) -> None:
     # one client per 1000 variables: an asyncua client keeps a single publish request in
     # flight, so one client would measure its own round trips rather than the server
     clients, subs = [], []
-    for i in range(0, len(node_ids), 1000):
+    for i in range(0, len(node_ids), per_client):
         client = Client(endpoint, timeout=30)
         await client.connect()
         ns = await client.get_namespace_index("urn:batchwire:sim")
         sub = await client.create_subscription(
             ua.CreateSubscriptionParameters(RequestedPublishingInterval=1000, RequestedMaxKeepAliveCount=10,
                                             RequestedLifetimeCount=100, MaxNotificationsPerPublish=0), Handler())
-        await sub.subscribe_data_change([client.get_node(f"ns={ns};{nid}") for nid in node_ids[i:i + 1000]],
+        await sub.subscribe_data_change([client.get_node(f"ns={ns};{nid}") for nid in node_ids[i:i + per_client]],
                                         queuesize=10)
         clients.append(client)
         subs.append(sub)
@@ -105,7 +105,8 @@ async def _client_main(endpoint, node_ids, modbus, seconds, ready, out) -> None:
         await client.disconnect()
 
 
-async def main(bioreactors: int, modbus_devices: int, seconds: float, plant_file: str | None = None) -> None:
+async def main(bioreactors: int, modbus_devices: int, seconds: float, plant_file: str | None = None,
+               subscribe: int | None = None, per_client: int = 1000) -> None:
     if plant_file:
         cfg = PlantConfig.load(plant_file)
         cfg = cfg.model_copy(update={"servers": ServersConfig(opcua_port=free_port(), modbus_port=free_port(),
@@ -120,7 +121,8 @@ async def main(bioreactors: int, modbus_devices: int, seconds: float, plant_file
         before = dict(plant.readings_now)
         await plant.wait_ticks(1)
         after = plant.readings_now
-        node_ids = [s.node_id for s in plant.catalog.opcua() if before[s.name] != after[s.name]]
+        changing = [s.node_id for s in plant.catalog.opcua() if before[s.name] != after[s.name]]
+        node_ids = changing[:subscribe] if subscribe else changing
         devices = []
         for unit in plant.catalog.units():
             sigs = [s for s in plant.catalog.for_unit(unit) if s.protocol == "modbus" and s.table == "input"]
@@ -130,7 +132,7 @@ async def main(bioreactors: int, modbus_devices: int, seconds: float, plant_file
               f"{len(devices)} Modbus devices; start-up {startup:.1f} s")
         ctx = mp.get_context("spawn")
         ready, out = ctx.Event(), ctx.Queue()
-        proc = ctx.Process(target=_clients, args=(plant.opcua_endpoint, node_ids,
+        proc = ctx.Process(target=_clients, args=(plant.opcua_endpoint, node_ids, per_client,
                                                   (plant.modbus_host, plant.modbus_port, devices), seconds,
                                                   ready, out))
         proc.start()
@@ -156,11 +158,11 @@ async def main(bioreactors: int, modbus_devices: int, seconds: float, plant_file
         ticks = last[2] - ticks0
         writes = last[3] - writes0
         proc.join()
-    requested_updates = len(node_ids) * wall
+    requested_updates = len(changing) * wall
     print(f"window: {wall:.1f} s wall")
     print(f"simulated time / requested (speed {cfg.speed:g}x):     {sim / (wall * cfg.speed):.3f}")
     print(f"publish cycles / requested (1 per s):            {ticks / wall:.3f}")
-    print(f"OPC UA values written / requested ({len(node_ids)}/s):    {writes / requested_updates:.3f}")
+    print(f"OPC UA values written / requested ({len(changing)}/s):    {writes / requested_updates:.3f}")
     print(f"OPC UA changes received / requested ({len(node_ids)}/s):  "
           f"{result['changes'] / (len(node_ids) * result['elapsed']):.3f}")
     print(f"OPC UA changes received / written for the subscribed variables: {result['changes'] / sent:.3f}")
@@ -182,5 +184,7 @@ if __name__ == "__main__":
     ap.add_argument("--modbus-devices", type=int, default=50)
     ap.add_argument("--seconds", type=float, default=30.0)
     ap.add_argument("--plant", help="benchmark this plant file (at its speed) instead of the synthetic plant")
+    ap.add_argument("--subscribe", type=int, help="subscribe to only this many of the changing variables")
+    ap.add_argument("--per-client", type=int, default=1000, help="variables per subscription client")
     a = ap.parse_args()
-    asyncio.run(main(a.bioreactors, a.modbus_devices, a.seconds, a.plant))
+    asyncio.run(main(a.bioreactors, a.modbus_devices, a.seconds, a.plant, a.subscribe, a.per_client))
