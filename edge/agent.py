@@ -495,12 +495,14 @@ class EdgeAgent:
         m = self.config.mqtt
         delay = 1.0
         while not self._stop_requested.is_set():
-            link = MqttLink(
-                host=m.host, port=m.port, client_id=self.config.client_id, username=m.username,
-                password=m.password, tls=m.tls, keepalive=m.keepalive, timeout=m.connect_timeout,
-                inflight=m.inflight_messages, will=(self._topic("state"), self._state("offline")),
-                subscriptions=(self._topic("ack"),), on_message=self._on_message)
             try:
+                link = MqttLink(
+                    host=m.host, port=m.port, client_id=self.config.client_id, username=m.username,
+                    password=m.password, tls=m.tls, keepalive=m.keepalive, timeout=m.connect_timeout,
+                    ca_file=_opt_str(m.ca_file), cert_file=_opt_str(m.cert_file), key_file=_opt_str(m.key_file),
+                    tls_insecure=m.tls_insecure,
+                    inflight=m.inflight_messages, will=(self._topic("state"), self._state("offline")),
+                    subscriptions=(self._topic("ack"),), on_message=self._on_message)
                 async with link:
                     self._link = link
                     self.connections += 1
@@ -669,6 +671,10 @@ class EdgeAgent:
             payload = loaded.pop(seq, None)
             self._cache.update(loaded)
         return payload
+
+
+def _opt_str(p) -> str | None:
+    return None if p is None else str(p)
 
 
 async def _finish(tasks: Iterable[asyncio.Task], *, timeout: float) -> None:

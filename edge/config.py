@@ -110,6 +110,43 @@ class MqttSection(_Model):
     keepalive: int = Field(30, ge=5, le=3600)
     connect_timeout: Duration = 10.0
     reconnect_delay_max: Duration = 30.0
+    #: TLS (``mqtts://`` only): CA certificates to verify the broker with (default: the
+    #: system's), and a client certificate and key when the broker asks for one.
+    ca_file: Path | None = None
+    cert_file: Path | None = None
+    key_file: Path | None = None
+    #: Skip the check that the broker's certificate names the host in ``url`` (the chain is
+    #: still verified). For test set-ups only: it lets anyone with a certificate from the
+    #: same CA pose as the broker.
+    tls_insecure: bool = False
+
+    @model_validator(mode="after")
+    def _tls(self):
+        given = [f for f in ("ca_file", "cert_file", "key_file") if getattr(self, f) is not None]
+        if not self.tls:
+            if self.tls_insecure:
+                given.append("tls_insecure")
+            if given:
+                raise ValueError(f"{given[0]}: needs a TLS url (mqtts://host:8883), got {self.url!r}")
+            return self
+        if (self.cert_file is None) != (self.key_file is None):
+            missing = "key_file" if self.key_file is None else "cert_file"
+            raise ValueError(f"{missing}: required with {'cert_file' if missing == 'key_file' else 'key_file'}")
+        import ssl
+
+        ctx = ssl.create_default_context()
+        if self.ca_file is not None:
+            try:
+                ctx.load_verify_locations(cafile=str(self.ca_file))
+            except (OSError, ssl.SSLError) as err:
+                raise ValueError(f"ca_file: cannot load {str(self.ca_file)!r}: {err}") from err
+        if self.cert_file is not None:
+            try:
+                ctx.load_cert_chain(str(self.cert_file), str(self.key_file))
+            except (OSError, ssl.SSLError) as err:
+                raise ValueError(f"cert_file, key_file: cannot load {str(self.cert_file)!r} with "
+                                 f"{str(self.key_file)!r}: {err}") from err
+        return self
 
     @field_validator("url")
     @classmethod

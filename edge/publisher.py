@@ -42,6 +42,10 @@ class MqttLink:
         username: str | None = None,
         password: str | None = None,
         tls: bool = False,
+        ca_file: str | None = None,
+        cert_file: str | None = None,
+        key_file: str | None = None,
+        tls_insecure: bool = False,
         keepalive: int = 30,
         timeout: float = 10.0,
         inflight: int = 32,
@@ -66,7 +70,15 @@ class MqttLink:
         if username:
             c.username_pw_set(username, password)
         if tls:
-            c.tls_set(cert_reqs=ssl.CERT_REQUIRED)
+            # the broker's certificate is always verified (ca_file, else the system's CAs);
+            # tls_insecure only skips matching its name against the host
+            try:
+                c.tls_set(ca_certs=ca_file, certfile=cert_file, keyfile=key_file,
+                          cert_reqs=ssl.CERT_REQUIRED)
+            except (OSError, ValueError, ssl.SSLError) as err:
+                raise PublishError(f"TLS settings unusable: {err}") from err
+            if tls_insecure:
+                c.tls_insecure_set(True)
         if will is not None:
             c.will_set(will[0], will[1], qos=1, retain=True)
         # paho's window must not be smaller than ours, or it queues behind our back
