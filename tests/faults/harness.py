@@ -147,12 +147,12 @@ class ScenarioReport:
 
     def line(self) -> str:
         rec = "-" if self.recovery_s is None else f"{self.recovery_s:.1f}"
-        return (f"| {self.scenario:<28} | {self.produced:>8} | {self.stored:>8} | {self.lost:>4} | "
+        return (f"| {self.scenario:<32} | {self.produced:>8} | {self.stored:>8} | {self.lost:>4} | "
                 f"{self.duplicated:>4} | {rec:>8} | {self.duration_s:>6.0f} |")
 
 
-HEADER = ("| scenario                     | produced |   stored | lost | dup. | recovery |   wall |\n"
-          "|------------------------------|---------:|---------:|-----:|-----:|---------:|-------:|")
+HEADER = ("| scenario                         | produced |   stored | lost | dup. | recovery |   wall |\n"
+          "|----------------------------------|---------:|---------:|-----:|-----:|---------:|-------:|")
 
 
 def record(report: ScenarioReport, basetemp: Path) -> None:
@@ -177,7 +177,7 @@ class Pipeline:
 
     def __init__(self, workdir: Path, *, db: str, broker: str, edge_broker: str | None = None,
                  prefix: str | None = None, edge_prefix: str | None = None, n_tags: int = 100,
-                 period: float = 0.5):
+                 period: float = 0.5, ingest_db: str | None = None):
         self.dir = workdir
         self.db = db
         self.broker = broker
@@ -187,7 +187,8 @@ class Pipeline:
         self.site = "site-f"
         self.outbox = workdir / "outbox"
         self.load = OpcUaLoad(free_port(), n_tags=n_tags, period=period)
-        self.ingest: Proc = ingest_process(workdir, db=db, broker=broker, prefix=self.prefix)
+        # the test reads ``db`` directly; ingest may reach it another way (through a proxy)
+        self.ingest: Proc = ingest_process(workdir, db=ingest_db or db, broker=broker, prefix=self.prefix)
         self.edge: Proc = edge_process(workdir, edge_config(
             edge=self.edge_id, site=self.site, outbox=self.outbox, broker=edge_broker or broker,
             prefix=self.edge_prefix, endpoint=self.load.endpoint, namespace=NAMESPACE,
