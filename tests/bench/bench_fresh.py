@@ -32,8 +32,9 @@ from edge.contract import BirthMessage, DataMessage, Sample, TagInfo, encode, no
 from historian.ingest import Ingestor
 from historian.ingest.mqtt import parse_broker_url
 from historian.store import migrate
-from historian.store.backend import Backend
-from historian.store.rows import from_us
+from historian.store.backend import Backend, installed_backend
+from historian.store.packing import COPY_PACKED_SQL, Packer
+from historian.store.rows import COPY_HEADER, COPY_TRAILER, from_us
 from historian.store.writer import COPY_SQL, COPY_TYPES, WriteBatch, Writer, open_pool
 from tests.bench.bench_ingest import CTX, EDGE, N_TAGS, SITE, signal
 from tests.conftest import MQTT_URL, create_database, drop_database
@@ -82,19 +83,28 @@ def publisher_main(url: str, prefix: str, rate: int, per_message: int, seconds: 
 
 
 def raw_round_trip(dsn: str, per_message: int, n: int) -> list[float]:
-    """COPY one message's rows + COMMIT + a query that sees them, n times (seconds each)."""
+    """COPY one message's rows (plain: packed, as the writer stores them) + COMMIT + a query
+    that sees them, n times (seconds each)."""
     out = []
     with psycopg.connect(dsn) as conn, psycopg.connect(dsn, autocommit=True) as reader:
+        plain = installed_backend(conn) is Backend.PLAIN
         tid = conn.execute("SELECT min(tag_id) FROM batchwire.tags").fetchone()[0]
         for i in range(n):
             ts0 = now_micros()
             t = time.perf_counter()
-            with conn.cursor() as cur, cur.copy(COPY_SQL) as copy:
-                copy.set_types(COPY_TYPES)
-                for k in range(per_message):
-                    copy.write_row((tid, from_us(ts0 + k), 1.0, None, 0, None))
+            with conn.cursor() as cur:
+                if plain:
+                    pk = Packer()
+                    pk.add([("t", ts0 + k, 1.0, 0, None) for k in range(per_message)], {"t": tid}, {})
+                    with cur.copy(COPY_PACKED_SQL) as copy:
+                        copy.write(COPY_HEADER + pk.copy_data() + COPY_TRAILER)
+                else:
+                    with cur.copy(COPY_SQL) as copy:
+                        copy.set_types(COPY_TYPES)
+                        for k in range(per_message):
+                            copy.write_row((tid, from_us(ts0 + k), 1.0, None, 0, None))
             conn.commit()
-            seen = reader.execute("SELECT count(*) FROM batchwire.samples WHERE tag_id = %s AND ts >= %s",
+            seen = reader.execute("SELECT count(*) FROM batchwire.samples_between(%s, %s, 'infinity')",
                                   (tid, from_us(ts0))).fetchone()[0]
             out.append(time.perf_counter() - t)
             assert seen >= per_message
