@@ -97,6 +97,7 @@ class Ingestor:
         self._last_error: str | None = None
         self._last_maintenance = 0.0
         self._last_repack = time.monotonic()
+        self._retention_thread: threading.Thread | None = None
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -131,6 +132,8 @@ class Ingestor:
             self._thread.join(timeout)
         if self._rollup_thread is not None:
             self._rollup_thread.join(timeout)
+        if self._retention_thread is not None:
+            self._retention_thread.join(timeout)
         self._link.stop()
         if self._pool is not None:
             self._pool.close()
@@ -282,9 +285,16 @@ class Ingestor:
 
     def _maintain(self) -> None:
         now = time.monotonic()
-        if self._backend is not Backend.PLAIN or now - self._last_maintenance < MAINTENANCE_EVERY:
+        if now - self._last_maintenance < MAINTENANCE_EVERY:
             return
         self._last_maintenance = now
+        if self._retention_thread is None or not self._retention_thread.is_alive():
+            # per-group deletes can take a while: never in the writer thread
+            self._retention_thread = threading.Thread(target=self._retention_job, daemon=True,
+                                                      name=f"{self.worker_id}-retention")
+            self._retention_thread.start()
+        if self._backend is not Backend.PLAIN:
+            return
         try:
             with self._pool.connection(timeout=5) as conn:
                 conn.execute("SELECT count(*) FROM batchwire.ensure_partitions("
@@ -293,6 +303,19 @@ class Ingestor:
         except Exception as err:  # noqa: BLE001 - retried at the next interval; samples go to DEFAULT meanwhile
             log.warning("partition maintenance failed: %s", err)
             self._last_maintenance = now - MAINTENANCE_EVERY + 60
+
+    def _retention_job(self) -> None:
+        """Tag-group retention (historian.store.retention); one worker at a time does it."""
+        from historian.store.retention import apply_retention
+
+        try:
+            with self._pool.connection(timeout=5) as conn:
+                report = apply_retention(conn)
+            if report.dropped or report.deleted_rows:
+                log.info("retention: dropped %s, deleted %d row(s) of %d tag(s)", report.dropped or "nothing",
+                         report.deleted_rows, report.tags_trimmed)
+        except Exception as err:  # noqa: BLE001 - nothing is lost by waiting; retried at the next interval
+            log.warning("retention job failed: %s", err)
 
 
 def utcnow() -> datetime:
