@@ -232,3 +232,25 @@ async def test_events_are_acknowledged_after_commit_and_again_when_resent(db, mq
         assert q(db, "SELECT reason, edge FROM batchwire.quarantine") == [("store-error", EDGE)]
         assert q(db, "SELECT count(*) FROM batchwire.events WHERE source_id = 'bad-1'") == [(0,)]
         assert ing.status()["quarantined"] == 1
+
+
+async def test_low_rate_rows_are_repacked_by_the_ingest_worker(db, mqtt_url, topic_prefix, edge, monkeypatch):
+    """Plain backend: one sample per message (a low rate) makes one packed row per sample;
+    the worker's maintenance merges the rows of a finished hour into one, samples unchanged."""
+    from historian.ingest import ingestor
+    from historian.store import Backend
+    from historian.store.backend import installed_backend
+
+    with psycopg.connect(db) as conn:
+        if installed_backend(conn) is not Backend.PLAIN:
+            pytest.skip("packing is the plain backend's")
+    monkeypatch.setattr(ingestor, "REPACK_EVERY", 0.0)
+    async with Ingestor(db, mqtt_url, topic_prefix=topic_prefix, max_batch_delay=0.01, rollup_interval=0.1):
+        edge.birth("TEMP")
+        t0 = now_micros() - 3 * 3_600_000_000
+        t0 -= t0 % 3_600_000_000
+        for seq in range(1, 6):
+            edge.data(seq, [Sample("TEMP", t0 + seq * 1_000_000, float(seq), 0, "c")])
+            await asyncio.to_thread(edge.wait_acked, "S1", [seq])  # one write batch each
+        await asyncio.to_thread(wait_for, lambda: q(db, "SELECT n FROM batchwire.samples_packed") == [(5,)])
+    assert [r[0] for r in q(db, "SELECT value FROM batchwire.samples ORDER BY ts")] == [1.0, 2.0, 3.0, 4.0, 5.0]
