@@ -262,13 +262,16 @@ async def completeness(dsn: str, edge: str) -> dict:
 
 
 async def conclude(pipe: Pipeline, scenario: str, *, basetemp: Path, recovery_s: float | None,
-                   criterion: str = "stored set == produced set", detail: dict | None = None,
+                   criterion: str = "stored set == produced set",
+                   detail: dict | Callable[[], dict] | None = None,
                    expect_starts: tuple[int, int] = (1, 1)) -> ScenarioReport:
     """Stop the load, drain, compare, report, and assert 0 lost / 0 duplicated / 0 changed
     and that neither process needed a restart it did not get from the scenario itself."""
     drain = await pipe.finish()
     v = pipe.verdict()
     comp = await completeness(pipe.db, pipe.edge_id)
+    if callable(detail):
+        detail = detail()  # counters read after the drain
     rep = ScenarioReport(
         scenario=scenario, produced=v.produced, stored=v.stored, lost=v.lost,
         duplicated=v.duplicated, recovery_s=recovery_s,

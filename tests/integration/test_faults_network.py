@@ -65,8 +65,8 @@ async def _relayed(tmp_path, tmp_path_factory, fresh_db, *, scenario: str, copie
         await pipe.start()
         await pipe.run_for(RELAY_LOAD_S)
         rep = await conclude(pipe, scenario, basetemp=tmp_path_factory.getbasetemp(), recovery_s=None,
-                             detail={"relay_in": relay.data_in, "relay_out": relay.data_out,
-                                     "displaced": relay.displaced})
+                             detail=lambda: {"relay_in": relay.data_in, "relay_out": relay.data_out,
+                                             "displaced": relay.displaced})
         return rep, relay
     finally:
         relay.close()
