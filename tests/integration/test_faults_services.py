@@ -27,20 +27,25 @@ DB_PARTITION_S = 30
 
 
 @pytest.mark.timeout(420)
-async def test_broker_stopped_and_restarted(fresh_db, tmp_path, tmp_path_factory):
+@pytest.mark.parametrize("how", ["stop", "kill"])
+async def test_broker_stopped_and_restarted(how, fresh_db, tmp_path, tmp_path_factory):
+    """``stop``: SIGTERM, the broker saves its persistence. ``kill``: SIGKILL, what it held
+    since its last autosave (1 s) is gone, PUBACKed or not: only the end-to-end
+    acknowledgement makes the edge send it again."""
     broker = OwnMosquitto(tmp_path / "mosquitto")
     broker.start()
     pipe = Pipeline(tmp_path, db=fresh_db, broker=broker.url)
     try:
         await pipe.start()
         await pipe.run_for(10)
-        await asyncio.to_thread(broker.stop)
+        await asyncio.to_thread(broker.stop if how == "stop" else broker.kill)
         await pipe.run_for(BROKER_OUTAGE_S)
         await asyncio.to_thread(broker.start)
         end, end_us = time.monotonic(), now_us()
         recovery = await pipe.recovery(end, end_us)
         await pipe.run_for(5)
-        await conclude(pipe, f"broker stopped {BROKER_OUTAGE_S}s", basetemp=tmp_path_factory.getbasetemp(),
+        name = "broker stopped" if how == "stop" else "broker SIGKILL"
+        await conclude(pipe, f"{name} {BROKER_OUTAGE_S}s", basetemp=tmp_path_factory.getbasetemp(),
                        recovery_s=recovery, detail={"outage_s": BROKER_OUTAGE_S})
     finally:
         await pipe.close()
