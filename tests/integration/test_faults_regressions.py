@@ -6,14 +6,19 @@ duplicated samples in a fault scenario.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+import uuid
 from datetime import datetime, timezone
+from urllib.parse import urlsplit
 
+import paho.mqtt.client as mqtt
 import psycopg
 import pytest
 
-from edge.contract import to_micros
-from historian.store.writer import WriteBatch
+from edge.contract import encode, to_micros, topic
+from historian.ingest import Ingestor
+from historian.store.writer import WriteBatch, Writer
 from tests.integration.test_store_fixtures import (  # noqa: F401 - fixtures
     birth, data, db, sample, writer,
 )
@@ -44,3 +49,38 @@ def test_data_for_a_tag_declared_by_another_edge_is_not_applied(writer, db):
     with psycopg.connect(db) as conn:
         stored = conn.execute("SELECT count(*) FROM batchwire.samples").fetchone()[0]
     assert stored == 0 and res.samples == 0
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
+@pytest.mark.xfail(strict=True, reason="an unexpected exception in the writer ends the writer "
+                                       "thread; the ingest process keeps running (and connected) "
+                                       "without ever committing again")
+async def test_ingest_does_not_run_on_without_its_writer(fresh_db, mqtt_url, topic_prefix, monkeypatch):
+    # Seen in the fault suite: a packing error (struct.error) escaped Writer.write; ingest stayed
+    # up, so nothing restarted it, and no sample was stored from then on.
+    def broken(self, batch):
+        raise RuntimeError("a defect in the write path")
+
+    monkeypatch.setattr(Writer, "write", broken)
+    ing = Ingestor(fresh_db, mqtt_url, topic_prefix=topic_prefix)
+    stop = asyncio.Event()
+    task = asyncio.create_task(ing.run(stop))
+    try:
+        while not ing.wait_connected(0):
+            assert not task.done(), task.exception()
+            await asyncio.sleep(0.05)
+        parts = urlsplit(mqtt_url)
+        c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"reg-{uuid.uuid4().hex[:8]}")
+        c.connect(parts.hostname, parts.port or 1883)
+        c.loop_start()
+        c.publish(topic("birth", "s1", "e1", topic_prefix),
+                  encode(birth("T1")), qos=1).wait_for_publish(10)
+        c.loop_stop()
+        c.disconnect()
+        # either the worker ends with the error (a supervisor restarts it) or it keeps writing
+        done, _ = await asyncio.wait([task], timeout=15)
+        assert done, "ingest still running, its writer gone"
+        assert task.exception() is not None
+    finally:
+        stop.set()
+        await asyncio.wait([task], timeout=30)
