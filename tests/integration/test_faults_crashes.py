@@ -13,7 +13,6 @@ not captured lies inside an outage of the edge.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import random
 import time
