@@ -68,6 +68,9 @@ class OpcUaServer:
         self._sigs: dict[str, Signal] = {}
         self._last: dict[str, tuple[object, int, datetime]] = {}
         self.write_counts: Counter[str] = Counter()   # value updates written per tag
+        #: Called with ``(tag, DataValue)`` after every value update is written, so a harness can
+        #: check that subscribers received each one. Must not block.
+        self.on_written: Callable[[str, ua.DataValue], None] | None = None
 
     async def start(self) -> None:
         server = Server()
@@ -173,6 +176,8 @@ class OpcUaServer:
             await server.write_attribute_value(nodeid, dv)
             self._last[tag] = (reading.value, reading.status, ts)
             self.write_counts[tag] += 1
+            if self.on_written is not None:
+                self.on_written(tag, dv)
             written += 1
             if written % 500 == 0:
                 # writes never suspend: yield so subscription publishes and other clients are served
