@@ -5,11 +5,17 @@ string node id ``<UNIT>.<SIGNAL>`` in namespace ``urn:batchwire:sim``, a Descrip
 numbers the ``EngineeringUnits`` (EUInformation, UNECE codes) and ``EURange`` properties.
 Only the unsecured endpoint (SecurityPolicy None) is offered: the simulator is a test fixture.
 Client writes to setpoints are forwarded to ``on_write(tag, value)`` (an operator action).
+
+Subscriptions report every value written (asyncua reports on each write; it does not sample).
+When a monitored item's queue overflows, the oldest value is discarded and, as OPC UA
+requires (Part 4, 5.12.1.5) but asyncua does not do by itself, the Overflow InfoBit is set on
+the StatusCode of the value that now heads the queue, so a client can see the gap.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from collections import Counter
 from datetime import datetime, timezone
@@ -79,6 +85,7 @@ class OpcUaServer:
         server.set_server_name("batchwire simulated plant")
         server.set_security_policy([ua.SecurityPolicyType.NoSecurity])
         self._ns = await server.register_namespace(NAMESPACE_URI)
+        _report_overflows(server.iserver.subscription_service)
         await self._build(server)
         server.subscribe_server_callback(CallbackType.PostWrite, self._post_write)
         try:
@@ -193,6 +200,49 @@ class OpcUaServer:
         for transport in transports:
             transport.abort()
         return len(transports)
+
+
+#: StatusCode InfoType "DataValue" (bits 10-11 = 01) with the Overflow InfoBit (bit 7).
+OVERFLOW_BITS = 0x0480
+
+
+def _report_overflows(service) -> None:
+    """Make every subscription ``service`` creates mark queue overflows (see the module doc).
+
+    Relies on asyncua 2.1 internals (``SubscriptionService.create_subscription``,
+    ``InternalSubscription.enqueue_datachange_event`` and its ``_triggered_datachanges``
+    queues); checked by tests/integration/test_opcua_delivery.py."""
+    create = service.create_subscription
+
+    async def create_subscription(params, callback, session_id, request_callback=None):
+        result = await create(params, callback, session_id, request_callback=request_callback)
+        sub = service.subscriptions.get(result.SubscriptionId)
+        if sub is not None:
+            _mark_overflow(sub)
+        return result
+
+    service.create_subscription = create_subscription
+
+
+def _mark_overflow(sub) -> None:
+    enqueue = sub.enqueue_datachange_event
+
+    async def enqueue_datachange_event(mid: int, eventdata: ua.MonitoredItemNotification, maxsize: int) -> None:
+        queued = sub._triggered_datachanges.get(mid)
+        # a queue of 1 keeps the latest by definition: the spec sets no Overflow bit then
+        overflow = maxsize > 1 and queued is not None and len(queued) >= maxsize
+        await enqueue(mid, eventdata, maxsize)
+        if overflow:
+            queued = sub._triggered_datachanges[mid]
+            head = queued[0]
+            dv = head.Value
+            code = dv.StatusCode.value if dv.StatusCode is not None else 0
+            # the DataValue is shared by every subscription monitoring the node: copy it
+            queued[0] = ua.MonitoredItemNotification(
+                ClientHandle=head.ClientHandle,
+                Value=dataclasses.replace(dv, StatusCode=ua.StatusCode(code | OVERFLOW_BITS)))
+
+    sub.enqueue_datachange_event = enqueue_datachange_event
 
 
 _DATATYPE = {"float": ua.ObjectIds.Double, "int": ua.ObjectIds.Int32, "bool": ua.ObjectIds.Boolean,

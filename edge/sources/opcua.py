@@ -3,7 +3,14 @@
 Each connection is one ``async with Client(...)``; reconnecting is a loop around it with
 exponential backoff. Tag nodes and context nodes (batch, phase, recipe) are monitored in one
 subscription with a queue size > 1, so values changing faster than the publishing interval
-are all delivered (asyncua's default queue of 1 keeps only the latest).
+are all delivered (asyncua's default queue of 1 keeps only the latest), and a sampling
+interval of 0 (report each change, not a periodic sample). The parameters the server revised
+are checked: a smaller queue than configured is logged as a warning naming the setting.
+
+A monitored item whose queue overflowed on the server (the client fell more than
+``queue_size`` changes behind) has lost its oldest values; the server says so with the
+Overflow InfoBit in the StatusCode of the next value. That StatusCode is kept as the sample's
+quality, and the source counts and logs it (``overflows``), so such a gap is never silent.
 
 A sample's time is the value's SourceTimestamp (when the device measured it); failing that
 the ServerTimestamp, failing that the local clock. Its quality is the StatusCode as sent.
@@ -29,6 +36,9 @@ from edge.reading import ContextChange, Reading, Sink
 from edge.sources import quality
 
 log = logging.getLogger(__name__)
+
+#: StatusCode InfoType "DataValue" (bits 10-11 = 01) and its Overflow InfoBit (bit 7), Part 4 7.39.
+_INFO_TYPE_MASK, _INFO_TYPE_DATAVALUE, _OVERFLOW = 0x0C00, 0x0400, 0x0080
 
 _INT_TYPES = {ua.VariantType.SByte, ua.VariantType.Byte, ua.VariantType.Int16, ua.VariantType.UInt16,
               ua.VariantType.Int32, ua.VariantType.UInt32, ua.VariantType.Int64, ua.VariantType.UInt64}
@@ -99,6 +109,12 @@ def plain_value(v: Any) -> Any:
     return str(v)
 
 
+def overflowed(code: int) -> bool:
+    """Whether a value's StatusCode says its monitored item's queue overflowed just before it
+    (values between the previous notification and this one were discarded by the server)."""
+    return code & _INFO_TYPE_MASK == _INFO_TYPE_DATAVALUE and bool(code & _OVERFLOW)
+
+
 def timestamp_of(dv: ua.DataValue) -> int:
     for ts in (dv.SourceTimestamp, dv.ServerTimestamp):
         if ts is not None:
@@ -125,6 +141,14 @@ class OpcUaSource:
         self.connections = 0
         self.attempts = 0  # connection attempts, successful or not
         self.last_error: str | None = None
+        #: What the server granted on the last connect: the smallest monitored-item queue and
+        #: the longest sampling interval (ms) over the monitored nodes (None before a connect).
+        self.revised_queue_size: int | None = None
+        self.revised_sampling_interval: float | None = None
+        #: Values the server reported after discarding older ones of the same node (the
+        #: Overflow InfoBit), over this source's lifetime, in total and per tag.
+        self.overflows = 0
+        self.overflows_by_tag: dict[str, int] = {}
         self._unit = settings.context.unit if settings.context else None
         #: The agent's first birth waits up to this long for the server's metadata.
         self.metadata_timeout = settings.metadata_timeout
@@ -227,10 +251,7 @@ class OpcUaSource:
                 handler = _Handler(self, sink, tag_nodes, ctx_nodes)
                 sub = await client.create_subscription(s.publishing_interval * 1000, handler)
                 nodes = [client.get_node(n) for n in dict.fromkeys([*tag_nodes, *ctx_nodes])]
-                results = await sub.subscribe_data_change(nodes, queuesize=s.queue_size)
-                for node, res in zip(nodes, results):
-                    if not isinstance(res, int):
-                        log.warning("OPC UA source %s: cannot monitor %s: %s", self.name, node, res)
+                await self._monitor(sub, nodes)
                 # connected means: monitoring, so every later change will be delivered
                 self.connected = True
                 self.connections += 1
@@ -245,6 +266,50 @@ class OpcUaSource:
                     raise SourceError("connection lost")
         except (OSError, asyncio.TimeoutError, ua.UaError) as err:
             raise SourceError(f"{s.endpoint}: {err!r}") from err
+
+    async def _monitor(self, sub, nodes: list) -> None:
+        """Monitor ``nodes`` (sampling interval 0, the configured queue) and check what the
+        server granted. asyncua's ``subscribe_data_change`` does not return the revised
+        parameters, so the session's CreateMonitoredItems results are captured on the way."""
+        s = self.settings
+        session = sub.server
+        granted: list[ua.MonitoredItemCreateResult] = []
+        create = session.create_monitored_items
+
+        async def capture(params):
+            results = await create(params)
+            granted.extend(results)
+            return results
+
+        session.create_monitored_items = capture
+        try:
+            await sub.subscribe_data_change(nodes, queuesize=s.queue_size, sampling_interval=0.0)
+        finally:
+            del session.create_monitored_items          # the class's method again
+        ok = [r for r in granted if r.StatusCode.is_good()]
+        for node, r in zip(nodes, granted):
+            if not r.StatusCode.is_good():
+                log.warning("OPC UA source %s: cannot monitor %s: %s", self.name, node, r.StatusCode)
+        if not ok:
+            return
+        self.revised_queue_size = min(r.RevisedQueueSize for r in ok)
+        self.revised_sampling_interval = max(r.RevisedSamplingInterval for r in ok)
+        if self.revised_queue_size < s.queue_size:
+            log.warning("OPC UA source %s: queue_size: %s granted a queue of %d (of %d requested): values "
+                        "are lost when more than that change between two publishes", self.name, s.endpoint,
+                        self.revised_queue_size, s.queue_size)
+        if self.revised_sampling_interval > s.publishing_interval * 1000:
+            log.warning("OPC UA source %s: %s samples every %g ms, slower than publishing_interval: "
+                        "changes between two samples are not seen", self.name, s.endpoint,
+                        self.revised_sampling_interval)
+
+    def _overflowed(self, tag: str) -> None:
+        self.overflows += 1
+        n = self.overflows_by_tag[tag] = self.overflows_by_tag.get(tag, 0) + 1
+        if n == 1 or n % 100 == 0:
+            log.warning("OPC UA source %s: %s lost values (server queue overflow, %d time(s)): the client "
+                        "falls behind by more than queue_size (%d) changes", self.name, tag, n,
+                        self.settings.queue_size)
 
     async def _secure(self, client: Client) -> None:
         """Apply the configured security policy (with the server certificate pinned: asyncua
@@ -341,6 +406,8 @@ class _Handler:
             name = self._tags.get(nid)
             if name is not None:
                 self._sink.reading(Reading(name, ts, plain_value(val), code, self._unit))
+                if overflowed(code):
+                    self._source._overflowed(name)
             field = self._ctx.get(nid)
             if field is not None and self._unit:
                 text = plain_value(val)

@@ -34,7 +34,9 @@ def plant_config(bioreactors: int, opcua_port: int, publish_interval: float = 1.
     from simulators.plant import BioreactorConfig, PlantConfig, ServersConfig, standard_recipe
 
     return PlantConfig(
-        name="delivery", seed=1, speed=1.0, step=1.0, publish_interval=publish_interval,
+        # a step no longer than the publish interval: each publish is a new simulated instant
+        # (with several publishes per step, noise gives one timestamp several values)
+        name="delivery", seed=1, speed=1.0, step=min(1.0, publish_interval), publish_interval=publish_interval,
         servers=ServersConfig(opcua_port=opcua_port, control_port=0, modbus_enabled=False),
         recipes=[standard_recipe()],
         bioreactors=[BioreactorConfig(name=f"BR{i + 1:02d}", recipe="CHO-FB-14D", start=0)
@@ -47,10 +49,15 @@ class WriteLog:
     """Every value update the OPC UA server wrote: tag -> {source timestamp µs: value}."""
 
     by_tag: dict[str, dict[int, Any]] = field(default_factory=dict)
+    #: writes that reused a (tag, source timestamp) already written: the key would be ambiguous
+    reused_timestamps: int = 0
 
     def record(self, tag: str, dv) -> None:
         value = dv.Value.Value if dv.Value is not None else None
-        self.by_tag.setdefault(tag, {})[to_micros(dv.SourceTimestamp)] = value
+        writes = self.by_tag.setdefault(tag, {})
+        ts = to_micros(dv.SourceTimestamp)
+        self.reused_timestamps += ts in writes
+        writes[ts] = value
 
     def between(self, t0: int, t1: int) -> dict[str, dict[int, Any]]:
         return {tag: {ts: v for ts, v in writes.items() if t0 <= ts <= t1} for tag, writes in self.by_tag.items()}

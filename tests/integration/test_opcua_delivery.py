@@ -1,0 +1,115 @@
+"""Every value the simulated plant writes over OPC UA reaches the edge, over several sessions;
+and when a server queue does overflow, the edge's record says so.
+
+The plant records each value update it writes (tag, SourceTimestamp, value); the edge's OPC UA
+sources (one session each, as the agent runs them) record each reading; the two are compared
+per (tag, source timestamp).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from edge.contract.messages import to_micros
+from edge.sources.opcua import overflowed
+from simulators.runner import PlantRunner
+from tests.bench.bench_opcua_sessions import EdgeSession, WriteLog, compare, plant_config, signals_of, split
+from tests.conftest import free_port
+
+
+async def _wait_for(condition, *, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.1)
+
+
+async def _started(plant: PlantRunner, sessions: list[EdgeSession]) -> int:
+    """Start the sessions; return the simulated time (µs) from which every write must arrive:
+    the first publish cycle that began after every session was monitoring."""
+    await asyncio.gather(*(s.start() for s in sessions))
+    await plant.wait_ticks(1)
+    return to_micros(plant.sim_time)
+
+
+@pytest.mark.slow
+async def test_five_sessions_receive_every_value_written_over_60_updates():
+    plant = PlantRunner(plant_config(bioreactors=5, opcua_port=free_port(), publish_interval=1.0))
+    log = WriteLog()
+    async with plant:
+        plant.opcua_server.on_written = log.record
+        groups = split(signals_of(plant.catalog), 5)           # one session per bioreactor
+        assert len(groups) == 5
+        sessions = [EdgeSession(f"br{i + 1}", plant.opcua_endpoint, g, publishing_interval=0.5, queue_size=10)
+                    for i, g in enumerate(groups)]
+        try:
+            t0 = await _started(plant, sessions)
+            await plant.wait_ticks(60, timeout=120)
+            t1 = to_micros(plant.sim_time)
+            written = log.between(t0, t1)
+
+            def received() -> dict:
+                merged: dict = {}
+                for s in sessions:
+                    for tag, values in s.received.by_tag.items():
+                        merged.setdefault(tag, {}).update(values)
+                return merged
+
+            await _wait_for(lambda: compare(written, received()).missing == {}, timeout=30,
+                            what="every written value at the edge")
+        finally:
+            for s in sessions:
+                await s.stop()
+    delivery = compare(written, received())
+    assert log.reused_timestamps == 0
+    assert delivery.written >= 60 * 5 * 10          # dozens of changing variables per bioreactor
+    assert delivery.delivered == delivery.written and delivery.wrong_value == 0
+    # one value per publish cycle and tag: the window covered 60 simulated updates
+    assert max(len(v) for v in written.values()) >= 60
+    for s in sessions:
+        assert s.source.revised_queue_size == 10                  # the server honoured the queue
+        assert s.source.overflows == 0
+        assert not any(overflowed(q) for qs in s.received.qualities.values() for q in qs.values())
+
+
+async def test_server_queue_overflow_is_flagged_on_the_sample_after_the_gap():
+    """A client that publishes far slower than the plant writes (2 s against 10 writes/s) with a
+    queue of 2 loses values; each gap is followed by a sample whose quality carries the
+    Overflow InfoBit, and the source counts it."""
+    plant = PlantRunner(plant_config(bioreactors=1, opcua_port=free_port(), publish_interval=0.1))
+    log = WriteLog()
+    async with plant:
+        plant.opcua_server.on_written = log.record
+        tags = [t for t in signals_of(plant.catalog) if t[0] in ("BR01.TEMP", "BR01.PH", "BR01.DO", "BR01.AGIT")]
+        session = EdgeSession("slow", plant.opcua_endpoint, tags, publishing_interval=2.0, queue_size=2)
+        try:
+            t0 = await _started(plant, [session])
+            await _wait_for(lambda: session.source.overflows >= 3 * len(tags), timeout=30,
+                            what="overflows on every tag")
+        finally:
+            await session.stop()
+    assert session.source.revised_queue_size == 2
+    assert log.reused_timestamps == 0
+    written = {tag: w for tag, w in log.between(t0, 2 ** 63).items() if tag in {t[0] for t in tags}}
+    assert len(written) == len(tags)
+    checked_gaps = 0
+    for tag, writes in written.items():
+        got = session.received.by_tag.get(tag, {})
+        flags = session.received.qualities.get(tag, {})
+        last = max(got)
+        for ts in sorted(writes):
+            if ts > last:
+                break
+            if ts in got:
+                assert got[ts] == writes[ts]
+                continue
+            after = min(t for t in got if t > ts)       # the first sample the edge got after the gap
+            assert overflowed(flags.get(after, 0)), f"{tag}: value at {ts} lost without an Overflow flag"
+            checked_gaps += 1
+        flagged = [t for t, q in flags.items() if overflowed(q)]
+        assert session.source.overflows_by_tag[tag] == len(flagged)
+    assert checked_gaps > 0
