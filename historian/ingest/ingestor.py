@@ -98,6 +98,8 @@ class Ingestor:
         self._last_maintenance = 0.0
         self._last_repack = time.monotonic()
         self._retention_thread: threading.Thread | None = None
+        self._fatal: BaseException | None = None  # what ended the writer thread, if anything did
+        self._on_fatal = None  # set by run(): tells its event loop
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -146,9 +148,28 @@ class Ingestor:
         await asyncio.to_thread(self.stop)
 
     async def run(self, stop_event: asyncio.Event) -> None:
-        """Ingest until ``stop_event`` is set."""
+        """Ingest until ``stop_event`` is set. Raises :class:`StoreError` when the writer
+        thread died of an unexpected error (a defect): a worker that can no longer commit
+        must end, so its supervisor restarts it, rather than stay connected doing nothing.
+        What it had received is not acknowledged, so the broker and the edges send it again."""
         async with self:
-            await stop_event.wait()
+            loop = asyncio.get_running_loop()
+            failed: asyncio.Future = loop.create_future()
+
+            def on_fatal(err: BaseException) -> None:
+                loop.call_soon_threadsafe(lambda: failed.done() or failed.set_result(err))
+            self._on_fatal = on_fatal
+            if self._fatal is not None:
+                on_fatal(self._fatal)
+            stopper = asyncio.ensure_future(stop_event.wait())
+            try:
+                await asyncio.wait({stopper, failed}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                stopper.cancel()
+                self._on_fatal = None
+            if failed.done():
+                err = failed.result()
+                raise StoreError(f"ingest writer failed, nothing can be committed: {err!r}") from err
 
     def wait_connected(self, timeout: float) -> bool:
         return self._link.connected.wait(timeout)
@@ -157,7 +178,8 @@ class Ingestor:
         """Snapshot for health checks: connected, messages, samples, quarantined,
         last_commit (UTC datetime or None), backlog (messages received, not yet committed),
         errors (failed database attempts), duplicates, last_error, worker, backend,
-        rollup_buckets (rollup buckets this worker recomputed)."""
+        rollup_buckets (rollup buckets this worker recomputed), writer_failed (the writer
+        thread died of an unexpected error: nothing is committed any more)."""
         with self._stats_lock:
             return {
                 "connected": self._link.connected.is_set(),
@@ -172,6 +194,7 @@ class Ingestor:
                 "worker": self.worker_id,
                 "backend": self._backend.value if self._backend else None,
                 "rollup_buckets": self._rollup_buckets,
+                "writer_failed": self._fatal is not None,
             }
 
     # ------------------------------------------------------------------ paho thread
@@ -184,6 +207,20 @@ class Ingestor:
     # ------------------------------------------------------------------ writer thread
 
     def _write_loop(self) -> None:
+        try:
+            self._write_batches()
+        except BaseException as err:  # noqa: BLE001 - a defect: say so loudly and end the worker (run raises)
+            log.critical("ingest writer thread failed; nothing more is committed or acknowledged: %r", err,
+                         exc_info=True)
+            self._accepting = False
+            with self._stats_lock:
+                self._fatal = err
+                self._last_error = f"writer failed: {err!r}"
+            callback = self._on_fatal
+            if callback is not None:
+                callback(err)
+
+    def _write_batches(self) -> None:
         batcher = self._batcher
         stopping = False
         while True:

@@ -245,7 +245,8 @@ async def test_low_rate_rows_are_repacked_by_the_ingest_worker(db, mqtt_url, top
         if installed_backend(conn) is not Backend.PLAIN:
             pytest.skip("packing is the plain backend's")
     monkeypatch.setattr(ingestor, "REPACK_EVERY", 0.0)
-    async with Ingestor(db, mqtt_url, topic_prefix=topic_prefix, max_batch_delay=0.01, rollup_interval=0.1):
+    async with Ingestor(db, mqtt_url, topic_prefix=topic_prefix, max_batch_delay=0.01, rollup_interval=0.1) as ing:
+        await started(ing)
         edge.birth("TEMP")
         t0 = now_micros() - 3 * 3_600_000_000
         t0 -= t0 % 3_600_000_000
@@ -254,3 +255,24 @@ async def test_low_rate_rows_are_repacked_by_the_ingest_worker(db, mqtt_url, top
             await asyncio.to_thread(edge.wait_acked, "S1", [seq])  # one write batch each
         await asyncio.to_thread(wait_for, lambda: q(db, "SELECT n FROM batchwire.samples_packed") == [(5,)])
     assert [r[0] for r in q(db, "SELECT value FROM batchwire.samples ORDER BY ts")] == [1.0, 2.0, 3.0, 4.0, 5.0]
+
+
+async def test_a_writer_defect_ends_run_instead_of_idling(db, mqtt_url, topic_prefix, edge, monkeypatch):
+    """An unexpected exception in the write path (a defect, not a database outage) must not
+    leave a connected worker that never commits: run() raises, nothing was acknowledged."""
+    from historian.store.errors import StoreError
+    from historian.store.writer import Writer
+
+    def broken(self, batch):
+        raise RuntimeError("a defect in the write path")
+
+    monkeypatch.setattr(Writer, "write", broken)
+    ing = Ingestor(db, mqtt_url, topic_prefix=topic_prefix, max_batch_delay=0.01)
+    task = asyncio.create_task(ing.run(asyncio.Event()))
+    while not ing.wait_connected(0):
+        assert not task.done(), task.exception()
+        await asyncio.sleep(0.05)
+    edge.birth("TEMP")
+    with pytest.raises(StoreError, match="ingest writer failed"):
+        await asyncio.wait_for(task, 30)
+    assert ing.status()["writer_failed"] and ing.status()["messages"] == 0
