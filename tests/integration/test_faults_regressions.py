@@ -52,9 +52,6 @@ def test_data_for_a_tag_declared_by_another_edge_is_not_applied(writer, db):
 
 
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
-@pytest.mark.xfail(strict=True, reason="an unexpected exception in the writer ends the writer "
-                                       "thread; the ingest process keeps running (and connected) "
-                                       "without ever committing again")
 async def test_ingest_does_not_run_on_without_its_writer(fresh_db, mqtt_url, topic_prefix, monkeypatch):
     # Seen in the fault suite: a packing error (struct.error) escaped Writer.write; ingest stayed
     # up, so nothing restarted it, and no sample was stored from then on.
