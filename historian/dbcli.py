@@ -1,4 +1,4 @@
-"""`batchwire db …`: schema migrations, storage figures, retention and tag groups."""
+"""`batchwire db …`: schema migrations, storage figures, retention, tag groups and tag ownership."""
 
 from __future__ import annotations
 
@@ -58,6 +58,18 @@ def register(subparsers) -> None:
     gd.add_argument("name")
     gd.add_argument("--db", required=True, metavar="URL")
     gd.set_defaults(func=_groups_delete)
+
+    t = sub.add_parser("tags", help="tag ownership: which edge may send a tag's samples")
+    tsub = t.add_subparsers(dest="tags_command", metavar="ACTION", required=True)
+    tr = tsub.add_parser("reassign", help="make another edge the owner of a tag (recorded in tag_history); "
+                                          "until then ingest quarantines that edge's data and births for it")
+    tr.add_argument("tag")
+    tr.add_argument("--edge", required=True, help="the edge that owns the tag from now on")
+    tr.add_argument("--reason", required=True, help="why (kept in the audit trail)")
+    tr.add_argument("--by", help="who reassigns it (default: the operating-system user)")
+    tr.add_argument("--site", help="the tag's site from now on (default: unchanged until the new owner's birth)")
+    tr.add_argument("--db", required=True, metavar="URL")
+    tr.set_defaults(func=_tags_reassign)
 
 
 def _fail(message: str, code: int = 1) -> int:
@@ -232,4 +244,24 @@ def _groups_delete(args: argparse.Namespace) -> int:
     if not gone:
         return _fail(f"no tag group named {args.name!r}")
     print(f"deleted group {args.name}")
+    return 0
+
+
+def _tags_reassign(args: argparse.Namespace) -> int:
+    import getpass
+
+    import psycopg
+
+    from historian.store.tags import TagError, reassign_tag
+
+    try:
+        by = args.by or getpass.getuser()
+        with _connect(args.db) as conn:
+            r = reassign_tag(conn, args.tag, args.edge, reason=args.reason, changed_by=by, site=args.site)
+    except TagError as err:
+        return _fail(str(err), 2)
+    except (LookupError, psycopg.Error) as err:
+        return _fail(str(err))
+    print(f"tag {r.tag}: owner {r.old_edge or '-'} -> {r.new_edge}; running ingest workers apply it within "
+          "their tag cache lifetime (60 s)")
     return 0

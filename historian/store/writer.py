@@ -18,8 +18,10 @@ error, so one bad message never blocks the stream.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import struct
+import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
@@ -44,6 +46,11 @@ COPY_SQL = (
 )
 COPY_TYPES = ["int4", "timestamptz", "float8", "text", "int4", "int4"]
 DEFAULT_SKEW_LIMIT_US = 3_600_000_000  # 1 h
+#: how long a writer trusts its cached tag owners; bounds how long an ownership change made
+#: elsewhere (``batchwire db tags reassign``) can go unnoticed by a running ingest worker
+DEFAULT_TAG_CACHE_TTL = 60.0
+#: quarantine reason for a sample or birth entry of a tag another edge owns
+OWNED_BY_OTHER_EDGE = "tag-owned-by-other-edge"
 
 
 @dataclass(slots=True)
@@ -129,13 +136,20 @@ class Writer:
     """Writes :class:`WriteBatch` es. Thread-compatible: use one writer per thread."""
 
     def __init__(self, pool: ConnectionPool, backend: Backend, *, worker: str | None = None,
-                 skew_limit_us: int = DEFAULT_SKEW_LIMIT_US, timeout: float = 10.0):
+                 skew_limit_us: int = DEFAULT_SKEW_LIMIT_US, timeout: float = 10.0,
+                 tag_cache_ttl: float = DEFAULT_TAG_CACHE_TTL):
         self.pool = pool
         self.backend = backend
         self.worker = worker
         self.skew_limit_us = skew_limit_us
         self.timeout = timeout
-        self._tags: dict[str, int] = {}
+        self.tag_cache_ttl = tag_cache_ttl
+        # committed tag registry as this writer last read it: name -> (tag_id, owning edge),
+        # and per edge the tags it owns (name -> tag_id): the view a data message is
+        # resolved against, so a tag of another edge is simply "not declared" for it
+        self._tags: dict[str, tuple[int, str | None]] = {}
+        self._edge_tags: dict[str, dict[str, int]] = {}
+        self._tags_read_at = time.monotonic()
         self._contexts: dict[BatchContext, int] = {}
 
     # ------------------------------------------------------------------ public
@@ -167,7 +181,7 @@ class Writer:
     def _write_once(self, batch: WriteBatch, refused_events: tuple[EventMessage, ...] = ()) -> WriteResult:
         try:
             with self.pool.connection(timeout=self.timeout) as conn:
-                new_tags: dict[str, int] = {}
+                new_tags: dict[str, tuple[int, str | None]] = {}
                 new_contexts: dict[BatchContext, int] = {}
                 with conn.transaction(), conn.cursor() as cur:
                     result = self._apply(cur, batch, new_tags, new_contexts)
@@ -175,20 +189,26 @@ class Writer:
                     self._edge_sessions(cur, result)
                     result.committed_at = cur.execute("SELECT now()").fetchone()[0]
                 # ids become cacheable only once they are committed
-                self._tags.update(new_tags)
+                self._remember_tags(new_tags)
                 self._contexts.update(new_contexts)
                 return result
         except _TRANSIENT as err:
             raise StoreUnavailable(f"database unavailable: {err}") from err
 
     def _apply(self, cur: psycopg.Cursor, batch: WriteBatch,
-               new_tags: dict[str, int], new_contexts: dict[BatchContext, int]) -> WriteResult:
+               new_tags: dict[str, tuple[int, str | None]],
+               new_contexts: dict[BatchContext, int]) -> WriteResult:
         result = WriteResult()
-        for birth in batch.births:
-            self._apply_birth(cur, birth)
         quarantine = list(batch.quarantine)
+        for birth in batch.births:
+            refused = self._apply_birth(cur, birth, new_tags)
+            if refused:
+                q = _refused_birth(birth, refused)
+                if not self._quarantined_before(cur, q):
+                    quarantine.append(q)
         if batch.data:
-            tag_ids = self._tag_ids(cur, batch.data, new_tags)
+            edge_tags, owners = self._tag_ids(cur, batch.data, new_tags)
+            no_tags: dict[str, int] = {}
             ctx_ids = self._context_ids(cur, batch.data, new_contexts)
             # plain backend: samples packed per (tag, hour) into samples_packed rows
             plain = self.backend is Backend.PLAIN
@@ -197,6 +217,8 @@ class Writer:
             for item in batch.data:
                 m = item.msg
                 keymap = {k: ctx_ids[c] for k, c in m.contexts.items()}
+                # only the tags this message's edge declared: another edge's are not its own
+                tag_ids = edge_tags.get(m.edge, no_tags)
                 try:
                     mr = message_rows(m, tag_ids, keymap, item.received, self.skew_limit_us,
                                       with_buckets=plain, tuples=not plain)
@@ -209,14 +231,14 @@ class Writer:
                                                   item.received, m.edge, m.session, m.seq))
                     result.refused.append(item)
                     continue
-                planned.append((item, mr, keymap))
+                planned.append((item, mr, keymap, tag_ids))
             new_keys = self._claim(cur, planned)
             rows_written = 0
             batches: dict[tuple, list] = {}
             phases: dict[tuple, list] = {}
             buckets: set[tuple[int, int]] = set()
             chunks = [COPY_HEADER]
-            for item, mr, keymap in planned:
+            for item, mr, keymap, tag_ids in planned:
                 m = item.msg
                 key = (m.edge, m.session, m.seq)
                 if key not in new_keys:
@@ -234,11 +256,7 @@ class Writer:
                 batch_and_phase_bounds(m.contexts, mr.context_bounds, batches, phases)
                 buckets |= mr.buckets
                 if mr.undeclared:
-                    names = ", ".join(f"{t} ({n})" for t, n in sorted(mr.undeclared.items()))
-                    quarantine.append(Quarantined(
-                        item.topic, "undeclared-tag",
-                        f"samples of tags no birth declared were not applied: {names}",
-                        item.payload, item.received, m.edge, m.session, m.seq))
+                    quarantine.append(_not_applied(item, mr.undeclared, owners))
             if rows_written:
                 if packer is not None:
                     chunks.append(packer.copy_data())
@@ -289,7 +307,12 @@ class Writer:
                         (edges,))
             result.edge_sessions.update(dict(cur.fetchall()))
 
-    def _apply_birth(self, cur: psycopg.Cursor, birth: BirthMessage) -> None:
+    def _apply_birth(self, cur: psycopg.Cursor, birth: BirthMessage,
+                     new_tags: dict[str, tuple[int, str | None]]) -> dict[str, str]:
+        """Register the tags ``birth`` declares. A tag owned by another edge is not taken
+        over (its metadata stays as its owner declared it): returns those tags as
+        name -> owning edge, for the caller to quarantine. A tag with no owner (created
+        outside a birth, or released) is claimed."""
         tags = {t.name: t for t in birth.tags}  # a name twice: the last declaration wins
         names = sorted(tags)
         cols = [[getattr(tags[n], f) for n in names]
@@ -309,7 +332,8 @@ class Writer:
                     description = excluded.description, source = excluded.source,
                     low = excluded.low, high = excluded.high, site = excluded.site,
                     edge = excluded.edge, updated_at = now()
-                WHERE (g.datatype, g.unit, g.description, g.source, g.low, g.high, g.site, g.edge)
+                WHERE (g.edge IS NULL OR g.edge = excluded.edge)
+                  AND (g.datatype, g.unit, g.description, g.source, g.low, g.high, g.site, g.edge)
                       IS DISTINCT FROM
                       (excluded.datatype, excluded.unit, excluded.description, excluded.source,
                        excluded.low, excluded.high, excluded.site, excluded.edge)
@@ -321,25 +345,85 @@ class Writer:
             """,
             (*cols, birth.site, birth.edge, birth.session),
         )
+        # read back after the upsert: a concurrent birth of another edge that inserted the
+        # tag first has committed by now (ON CONFLICT waited for it), so its ownership shows
+        cur.execute("SELECT name, tag_id, edge FROM batchwire.tags WHERE name = ANY(%s)", (names,))
+        refused: dict[str, str] = {}
+        for name, tag_id, owner in cur.fetchall():
+            new_tags[name] = (tag_id, owner)
+            if owner != birth.edge:
+                refused[name] = owner
         cur.execute(
             "INSERT INTO batchwire.edges AS e (edge, site, session, state, changed_at, last_birth) "
             "VALUES (%s, %s, %s, 'online', %s, now()) ON CONFLICT (edge) DO UPDATE SET "
             "last_birth = now(), site = excluded.site",
             (birth.edge, birth.site, birth.session, from_us(birth.sent)),
         )
+        return refused
 
-    def _tag_ids(self, cur: psycopg.Cursor, data: list[DataIn], new_tags: dict[str, int]) -> dict[str, int]:
-        known = self._tags
-        missing = set()
+    @staticmethod
+    def _quarantined_before(cur: psycopg.Cursor, q: Quarantined) -> bool:
+        """Whether the same refused birth entries are in quarantine already. Births are
+        retained and every worker receives them, on every reconnect of the edge: one record
+        is enough. The lock makes workers refusing the same birth check one after another."""
+        cur.execute("SELECT pg_advisory_xact_lock(hashtext('batchwire.quarantine'), hashtext(%s))",
+                    (f"{q.edge}/{q.session}",))
+        cur.execute(
+            "SELECT EXISTS (SELECT 1 FROM batchwire.quarantine WHERE reason = %s AND edge = %s "
+            "AND session IS NOT DISTINCT FROM %s AND payload = %s)",
+            (q.reason, q.edge, q.session, q.payload))
+        return cur.fetchone()[0]
+
+    def _tag_ids(self, cur: psycopg.Cursor, data: list[DataIn],
+                 new_tags: dict[str, tuple[int, str | None]]
+                 ) -> tuple[dict[str, dict[str, int]], dict[str, tuple[int, str | None]]]:
+        """(edge -> {tag name: tag_id} of the tags that edge owns, name -> (tag_id, owner)
+        of every known tag) for the data messages of a batch. The fast path - every tag of
+        every message already cached as owned by the message's edge - reads nothing.
+        Otherwise the missing names are read (in this transaction, so births of the same
+        batch count); a tag of another edge is read again each time it is used, so an
+        ownership change made meanwhile is seen."""
+        if self._tags and time.monotonic() - self._tags_read_at > self.tag_cache_ttl:
+            self._forget_tags()
+        known = self._edge_tags
+        missing: set[str] = set()
+        no_tags: dict[str, int] = {}
         for item in data:
-            tags = {r[0] for r in sample_rows(item.msg)}
-            missing |= tags - known.keys() if known else tags
-        if not missing:
-            return known
-        cur.execute("SELECT name, tag_id FROM batchwire.tags WHERE name = ANY(%s)", (list(missing),))
-        found = dict(cur.fetchall())
-        new_tags.update(found)
-        return {**known, **found}
+            missing |= {r[0] for r in sample_rows(item.msg)} - known.get(item.msg.edge, no_tags).keys()
+        missing.difference_update(new_tags)  # read already in this transaction (births)
+        if missing:
+            cur.execute("SELECT name, tag_id, edge FROM batchwire.tags WHERE name = ANY(%s)",
+                        (sorted(missing),))
+            for name, tag_id, owner in cur.fetchall():
+                new_tags[name] = (tag_id, owner)
+        if not new_tags:
+            return known, self._tags
+        owners = {**self._tags, **new_tags}
+        view: dict[str, dict[str, int]] = {}
+        for edge in {item.msg.edge for item in data}:
+            mine = dict(known.get(edge, no_tags))
+            for name, (tag_id, owner) in new_tags.items():
+                if owner == edge:
+                    mine[name] = tag_id
+                else:
+                    mine.pop(name, None)
+            view[edge] = mine
+        return view, owners
+
+    def _remember_tags(self, found: dict[str, tuple[int, str | None]]) -> None:
+        """Cache committed tag ids and owners, moving a tag between edges when it changed."""
+        for name, (tag_id, owner) in found.items():
+            old = self._tags.get(name)
+            if old is not None and old[1] is not None and old[1] != owner:
+                self._edge_tags.get(old[1], {}).pop(name, None)
+            self._tags[name] = (tag_id, owner)
+            if owner is not None:
+                self._edge_tags.setdefault(owner, {})[name] = tag_id
+
+    def _forget_tags(self) -> None:
+        self._tags = {}
+        self._edge_tags = {}
+        self._tags_read_at = time.monotonic()
 
     def _context_ids(self, cur: psycopg.Cursor, data: list[DataIn],
                      new_contexts: dict[BatchContext, int]) -> dict[BatchContext, int]:
@@ -370,7 +454,7 @@ class Writer:
         # a fixed key order so two workers claiming overlapping sets cannot deadlock
         planned = sorted(planned, key=lambda p: (p[0].msg.edge, p[0].msg.session, p[0].msg.seq))
         cols: list[list] = [[] for _ in range(13)]
-        for item, mr, _ in planned:
+        for item, mr, _, _ in planned:
             m = item.msg
             for col, val in zip(cols, (
                 m.edge, m.session, m.seq, m.site, from_us(m.sent), from_us(item.received),
@@ -439,6 +523,38 @@ class Writer:
         result.refused += single.data
         log.error("quarantined %d message(s) the store refused: %s", len(q), err)
         return result
+
+
+def _not_applied(item: DataIn, skipped: dict[str, int],
+                 owners: dict[str, tuple[int, str | None]]) -> Quarantined:
+    """The quarantine record of a data message some of whose samples were not applied:
+    tags no birth declared, and tags a birth of another edge declared (the wire protocol
+    wants a tag declared by a birth of the message's own edge). One record per message,
+    named after the stronger reason, listing every tag left out."""
+    m = item.msg
+    foreign = {t: n for t, n in skipped.items() if t in owners and owners[t][1] is not None}
+    undeclared = {t: n for t, n in skipped.items() if t not in foreign}
+    parts = []
+    if foreign:
+        names = ", ".join(f"{t} ({n}, owned by edge {owners[t][1]})" for t, n in sorted(foreign.items()))
+        parts.append(f"samples of tags another edge declared were not applied: {names}")
+    if undeclared:
+        names = ", ".join(f"{t} ({n})" for t, n in sorted(undeclared.items()))
+        parts.append(f"samples of tags no birth of edge {m.edge} declared were not applied: {names}"
+                     if foreign else f"samples of tags no birth declared were not applied: {names}")
+    return Quarantined(item.topic, OWNED_BY_OTHER_EDGE if foreign else "undeclared-tag", "; ".join(parts),
+                       item.payload, item.received, m.edge, m.session, m.seq)
+
+
+def _refused_birth(birth: BirthMessage, refused: dict[str, str]) -> Quarantined:
+    """The quarantine record of the entries of ``birth`` naming tags another edge owns;
+    the payload is those entries re-encoded as a birth of their own."""
+    entries = tuple(t for t in birth.tags if t.name in refused)
+    names = ", ".join(f"{n} (owned by edge {o})" for n, o in sorted(refused.items()))
+    detail = (f"birth of {birth.edge} declares tags another edge owns; not taken over: {names} "
+              f"(`batchwire db tags reassign TAG --edge {birth.edge}` moves one)")
+    return Quarantined("", OWNED_BY_OTHER_EDGE, detail,
+                       encode(dataclasses.replace(birth, tags=entries)), _now_us(), birth.edge, birth.session)
 
 
 def _singles(batch: WriteBatch):
