@@ -15,7 +15,9 @@ quality, and the source counts and logs it (``overflows``), so such a gap is nev
 A sample's time is the value's SourceTimestamp (when the device measured it); failing that
 the ServerTimestamp, failing that the local clock. Its quality is the StatusCode as sent.
 When the connection is lost every tag gets one sample without a value and quality
-``BadNotConnected``, so the outage is in the record, not only in a log.
+``BadNotConnected``, so the outage is in the record, not only in a log. The connection counts
+as lost when the server does not answer a request, or the client's periodic health probe,
+within ``timeout``.
 """
 
 from __future__ import annotations
@@ -233,7 +235,12 @@ class OpcUaSource:
             log.warning("OPC UA source %s: connection lost: %s", self.name, exc)
             lost.set()
 
-        client = Client(s.endpoint, timeout=s.timeout)
+        # asyncua probes the server every ``watchdog_intervall`` and declares the connection
+        # lost when a probe is not answered within that same time (1 s by default). A server
+        # busy for a second (a large publish, a loaded PLC) then cost a reconnect and every
+        # change until the new subscription: measured, that was the loss seen with several
+        # sessions. A probe gets the same time as any other request.
+        client = Client(s.endpoint, timeout=s.timeout, watchdog_intervall=s.timeout)
         client.connection_lost_callback = on_lost
         try:
             await self._secure(client)

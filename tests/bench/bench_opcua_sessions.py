@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import multiprocessing as mp
 import time
@@ -51,6 +52,8 @@ class WriteLog:
     by_tag: dict[str, dict[int, Any]] = field(default_factory=dict)
     #: writes that reused a (tag, source timestamp) already written: the key would be ambiguous
     reused_timestamps: int = 0
+    #: wall-clock time (the DataValue's ServerTimestamp, µs) of every write
+    write_times: list[int] = field(default_factory=list)
 
     def record(self, tag: str, dv) -> None:
         value = dv.Value.Value if dv.Value is not None else None
@@ -58,6 +61,7 @@ class WriteLog:
         ts = to_micros(dv.SourceTimestamp)
         self.reused_timestamps += ts in writes
         writes[ts] = value
+        self.write_times.append(to_micros(dv.ServerTimestamp))
 
     def between(self, t0: int, t1: int) -> dict[str, dict[int, Any]]:
         return {tag: {ts: v for ts, v in writes.items() if t0 <= ts <= t1} for tag, writes in self.by_tag.items()}
@@ -93,7 +97,7 @@ def _child_plant(bioreactors: int, port: int, publish_interval: float, conn) -> 
             conn.send((plant.opcua_endpoint, signals_of(plant.catalog), clock_offset(plant)))
             loop = asyncio.get_running_loop()
             await loop.run_in_executor(None, conn.recv)    # "stop"
-        conn.send(log.by_tag)
+        conn.send((log.by_tag, log.write_times))
 
     asyncio.run(main())
 
@@ -112,10 +116,14 @@ class Received:
     latencies: list[int] = field(default_factory=list)
     #: wall clock minus simulated time, µs (the plant runs at real time)
     offset: int = 0
+    #: wall-clock arrival time of every notification, µs
+    arrivals: list[int] = field(default_factory=list)
 
     def add(self, tag: str, ts: int, value: Any, quality: int = 0) -> None:
         self.by_tag.setdefault(tag, {})[ts] = value
-        self.latencies.append(now_micros() - ts)
+        now = now_micros()
+        self.latencies.append(now - ts)
+        self.arrivals.append(now)
         if quality:
             self.qualities.setdefault(tag, {})[ts] = quality
 
@@ -155,6 +163,7 @@ class EdgeSession:
                             publishing_interval=publishing_interval, queue_size=queue_size,
                             tags=[{"name": tag, "node": node, **meta} for tag, node, meta in tags])
         self.source = OpcUaSource(settings)
+        self.reconnects = 0
         self.received = Received()
         self._sink = RecordingSink(self.received)
         self._stop = asyncio.Event()
@@ -172,14 +181,39 @@ class EdgeSession:
         self._stop.set()
         if self._task is not None:
             await self._task
+        self.reconnects = self.source.connections - 1
+
+
+@contextlib.contextmanager
+def edge_watchdog(seconds: float | None):
+    """Run the edge's OPC UA clients with another health-probe interval/timeout (None: as
+    configured), e.g. asyncua's default 1 s to measure what the edge did before it set its own."""
+    if seconds is None:
+        yield
+        return
+    from asyncua import Client
+
+    from edge.sources import opcua
+
+    class Probing(Client):
+        def __init__(self, url, timeout=4, watchdog_intervall=1.0, **kw):
+            super().__init__(url, timeout=timeout, watchdog_intervall=seconds, **kw)
+
+    opcua.Client = Probing
+    try:
+        yield
+    finally:
+        opcua.Client = Client
 
 
 class BareSession:
     """A bare asyncua client session with one subscription over some of the plant's tags."""
 
     def __init__(self, endpoint: str, tags: list[tuple[str, str, dict]], publishing_interval: float,
-                 queue_size: int, sampling_interval: float) -> None:
+                 queue_size: int, sampling_interval: float, watchdog: float = 1.0) -> None:
         self.endpoint = endpoint
+        self.watchdog = watchdog
+        self.reconnects = 0
         self.tags = tags
         self.publishing_interval = publishing_interval
         self.queue_size = queue_size
@@ -190,7 +224,12 @@ class BareSession:
     async def start(self) -> None:
         from asyncua import Client
 
-        client = Client(self.endpoint, timeout=30)
+        client = Client(self.endpoint, timeout=30, watchdog_intervall=self.watchdog)
+
+        async def lost(exc) -> None:
+            self.reconnects += 1        # (a bare client without auto_reconnect stays down)
+
+        client.connection_lost_callback = lost
         await client.connect()
         self._client = client
         ns = await client.get_namespace_index(NAMESPACE)
@@ -236,6 +275,9 @@ class Delivery:
     missing: dict[str, list[int]]
     wrong_value: int
     window: tuple[int, int] = (0, 0)
+    #: notifications that arrived during the window / values written during it, both counted
+    #: by the wall clock (how a counting benchmark without matching sees it)
+    counted_ratio: float = 0.0
 
     def missing_times(self) -> list[float]:
         """Distinct source timestamps with a missing update, seconds after the window start."""
@@ -272,7 +314,8 @@ def now_micros() -> int:
 
 async def run_case(*, kind: str, sessions: int, bioreactors: int, updates: int, publishing_interval: float,
                    queue_size: int, sampling_interval: float = 0.0, separate: bool = False,
-                   publish_interval: float = 1.0, drain: float = 15.0) -> tuple[Delivery, list[Received]]:
+                   publish_interval: float = 1.0, drain: float = 15.0, client_watchdog: float = 1.0,
+                   edge_watchdog_s: float | None = None) -> tuple[Delivery, list]:
     """Start a plant, ``sessions`` clients of ``kind``, count ``updates`` publish cycles, compare."""
     from tests.conftest import free_port
 
@@ -300,17 +343,21 @@ async def run_case(*, kind: str, sessions: int, bioreactors: int, updates: int, 
             if kind == "edge":
                 clients.append(EdgeSession(f"s{i}", endpoint, group, publishing_interval, queue_size))
             else:
-                clients.append(BareSession(endpoint, group, publishing_interval, queue_size, sampling_interval))
-        await asyncio.gather(*(c.start() for c in clients))
-        await asyncio.sleep(2 * publish_interval)         # initial values settled
-        t0 = now_micros() - offset                         # in simulated time
-        await asyncio.sleep(updates * publish_interval)
-        t1 = now_micros() - offset
-        # let what was written in the window arrive (the clients may lag); stop early when
-        # every session has received something stamped after the window
-        deadline = time.monotonic() + drain
-        while time.monotonic() < deadline and not all(c.received.latest() > t1 + 1_000_000 for c in clients):
-            await asyncio.sleep(0.2)
+                clients.append(BareSession(endpoint, group, publishing_interval, queue_size, sampling_interval,
+                                           client_watchdog))
+        with edge_watchdog(edge_watchdog_s):
+            await asyncio.gather(*(c.start() for c in clients))
+            await asyncio.sleep(2 * publish_interval)         # initial values settled
+            w0 = now_micros()
+            t0 = w0 - offset                                   # in simulated time
+            await asyncio.sleep(updates * publish_interval)
+            w1 = now_micros()
+            t1 = w1 - offset
+            # let what was written in the window arrive (the clients may lag); stop early when
+            # every session has received something stamped after the window
+            deadline = time.monotonic() + drain
+            while time.monotonic() < deadline and not all(c.received.latest() > t1 + 1_000_000 for c in clients):
+                await asyncio.sleep(0.2)
     finally:
         for c in clients:
             try:
@@ -322,7 +369,7 @@ async def run_case(*, kind: str, sessions: int, bioreactors: int, updates: int, 
         if proc is not None:
             conn.send("stop")
             loop = asyncio.get_running_loop()
-            log.by_tag = await loop.run_in_executor(None, conn.recv)
+            log.by_tag, log.write_times = await loop.run_in_executor(None, conn.recv)
             proc.join(10)
     received: dict[str, dict[int, Any]] = {}
     for c in clients:
@@ -330,9 +377,12 @@ async def run_case(*, kind: str, sessions: int, bioreactors: int, updates: int, 
             received.setdefault(tag, {}).update(vals)
     d = compare(log.between(t0, t1), received)
     d.window = (t0, t1)
+    arrived = sum(1 for c in clients for a in c.received.arrivals if w0 <= a <= w1)
+    sent = sum(1 for w in log.write_times if w0 <= w <= w1)
+    d.counted_ratio = arrived / sent if sent else 0.0
     for c in clients:
         c.received.offset = offset
-    return d, [c.received for c in clients]
+    return d, clients
 
 
 async def main(args) -> None:
@@ -345,7 +395,10 @@ async def main(args) -> None:
             d, recs = await run_case(kind=kind, sessions=n, bioreactors=args.bioreactors, updates=args.updates,
                                      publishing_interval=args.publishing_interval, queue_size=args.queue_size,
                                      sampling_interval=args.sampling_interval, separate=args.separate,
-                                     publish_interval=args.publish_interval)
+                                     publish_interval=args.publish_interval, client_watchdog=args.client_watchdog,
+                                     edge_watchdog_s=args.edge_watchdog)
+            reconnects = sum(c.reconnects for c in recs)
+            recs = [c.received for c in recs]
             base = d.ratio if base is None or base == 0 else base
             print("  received per session:", [sum(len(v) for v in r.by_tag.values()) for r in recs],
                   "latest after window end, s:", [round((r.latest() - d.window[1]) / 1e6, 1) for r in recs],
@@ -355,7 +408,7 @@ async def main(args) -> None:
             missing_tags = sorted(d.missing)[:5]
             print(f"{kind:4s} sessions={n} {'separate' if args.separate else 'same-process'} "
                   f"written={d.written} delivered/written={d.ratio:.4f} ratio_to_1_session={d.ratio / base:.4f} "
-                  f"wrong_values={d.wrong_value} missing_tags={len(d.missing)} {missing_tags} "
+                  f"counted_in_window={d.counted_ratio:.3f} connections_lost={reconnects} wrong_values={d.wrong_value} missing_tags={len(d.missing)} {missing_tags} "
                   f"latency s p50={p50:.2f} p99={p99:.2f} max={pmax:.2f} ({time.monotonic() - t:.0f} s)", flush=True)
 
 
@@ -370,4 +423,8 @@ if __name__ == "__main__":
     p.add_argument("--publish-interval", type=float, default=1.0, help="plant update period, seconds")
     p.add_argument("--queue-size", type=int, default=10)
     p.add_argument("--sampling-interval", type=float, default=0.0, help="ms (bare clients)")
+    p.add_argument("--client-watchdog", type=float, default=1.0,
+                   help="bare clients: asyncua health-probe interval and timeout, s (asyncua default 1)")
+    p.add_argument("--edge-watchdog", type=float, default=None,
+                   help="edge: override the health-probe interval and timeout, s (1 = before the fix)")
     asyncio.run(main(p.parse_args()))

@@ -113,3 +113,15 @@ async def test_server_queue_overflow_is_flagged_on_the_sample_after_the_gap():
         flagged = [t for t, q in flags.items() if overflowed(q)]
         assert session.source.overflows_by_tag[tag] == len(flagged)
     assert checked_gaps > 0
+
+
+@pytest.mark.parametrize("code, expected", [
+    (0x00000480, True),                # Good, InfoType DataValue, Overflow
+    (0x40000480, True),                # Uncertain with the same info bits
+    (0x00000400, False),               # InfoType DataValue, no Overflow
+    (0x00000080, False),               # bit 7 without InfoType DataValue means nothing
+    (0x808A0000, False),               # BadNotConnected
+    (0x00000000, False),
+])
+def test_overflow_is_read_from_the_info_bits(code, expected):
+    assert overflowed(code) is expected
