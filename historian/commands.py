@@ -89,7 +89,12 @@ def _cmd(args: argparse.Namespace) -> int:
                 announce=True,
             )
         except ServiceError as err:
-            print(f"batchwire historian: {err}: {err.__cause__ or ''}", file=sys.stderr)
+            cause = f": {err.__cause__}" if err.__cause__ else ""
+            print(f"batchwire historian: {err}{cause}", file=sys.stderr)
+            return 1
+        except Exception as err:  # noqa: BLE001 - a failed part ends the process; its supervisor restarts it
+            log.exception("historian stopped on an error")
+            print(f"batchwire historian: stopped on an error: {err}", file=sys.stderr)
             return 1
         return 0
 
