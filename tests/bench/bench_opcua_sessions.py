@@ -84,9 +84,18 @@ def clock_offset(plant) -> int:
     return now_micros() - to_micros(plant.sim_time)
 
 
-def _child_plant(bioreactors: int, port: int, publish_interval: float, conn) -> None:
-    """A plant in its own process: reports its signals, runs until told, sends its write log."""
+def _child_plant(bioreactors: int, port: int, publish_interval: float, conn, stall_every: float,
+                 stall_for: float) -> None:
+    """A plant in its own process: reports its endpoint, signals and clock offset, then answers
+    ``"log"`` with its write log so far and ``"stop"`` by stopping and sending the whole log.
+    With ``stall_every`` > 0 its event loop is blocked for ``stall_for`` seconds that often, as
+    a server busy with a large publish (or a loaded PLC) is."""
     logging.basicConfig(level=logging.ERROR)
+
+    async def stall() -> None:
+        while True:
+            await asyncio.sleep(stall_every)
+            time.sleep(stall_for)          # deliberately blocking: the server answers nothing meanwhile
 
     async def main() -> None:
         from simulators.runner import PlantRunner
@@ -94,12 +103,55 @@ def _child_plant(bioreactors: int, port: int, publish_interval: float, conn) -> 
         log = WriteLog()
         async with PlantRunner(plant_config(bioreactors, port, publish_interval)) as plant:
             plant.opcua_server.on_written = log.record
+            staller = asyncio.create_task(stall()) if stall_every > 0 else None
             conn.send((plant.opcua_endpoint, signals_of(plant.catalog), clock_offset(plant)))
             loop = asyncio.get_running_loop()
-            await loop.run_in_executor(None, conn.recv)    # "stop"
+            while await loop.run_in_executor(None, conn.recv) == "log":
+                conn.send((log.by_tag, log.write_times))
+            if staller is not None:
+                staller.cancel()
         conn.send((log.by_tag, log.write_times))
 
     asyncio.run(main())
+
+
+class ChildPlant:
+    """``async with ChildPlant(...) as plant``: the plant in its own process, as ``sim run`` is.
+    ``endpoint``, ``tags`` (see :func:`signals_of`), ``offset`` (see :func:`clock_offset`);
+    ``await plant.writes()`` fetches the write log so far; on exit ``log`` holds all of it."""
+
+    def __init__(self, bioreactors: int, *, publish_interval: float = 1.0, stall_every: float = 0.0,
+                 stall_for: float = 0.0) -> None:
+        from tests.conftest import free_port
+
+        self._args = (bioreactors, free_port(), publish_interval)
+        self._stall = (stall_every, stall_for)
+        self.log = WriteLog()
+        self.endpoint = ""
+        self.tags: list = []
+        self.offset = 0
+
+    async def _call(self, message=None):
+        loop = asyncio.get_running_loop()
+        if message is not None:
+            self._conn.send(message)
+        return await loop.run_in_executor(None, self._conn.recv)
+
+    async def __aenter__(self) -> "ChildPlant":
+        ctx = mp.get_context("spawn")
+        self._conn, child = ctx.Pipe()
+        self._proc = ctx.Process(target=_child_plant, args=(*self._args, child, *self._stall), daemon=True)
+        self._proc.start()
+        self.endpoint, self.tags, self.offset = await self._call()
+        return self
+
+    async def writes(self) -> WriteLog:
+        self.log.by_tag, self.log.write_times = await self._call("log")
+        return self.log
+
+    async def __aexit__(self, *exc) -> None:
+        self.log.by_tag, self.log.write_times = await self._call("stop")
+        self._proc.join(10)
 
 
 # --------------------------------------------------------------------------- client side
@@ -315,21 +367,20 @@ def now_micros() -> int:
 async def run_case(*, kind: str, sessions: int, bioreactors: int, updates: int, publishing_interval: float,
                    queue_size: int, sampling_interval: float = 0.0, separate: bool = False,
                    publish_interval: float = 1.0, drain: float = 15.0, client_watchdog: float = 1.0,
-                   edge_watchdog_s: float | None = None) -> tuple[Delivery, list]:
+                   edge_watchdog_s: float | None = None, stall_every: float = 0.0,
+                   stall_for: float = 0.0) -> tuple[Delivery, list]:
     """Start a plant, ``sessions`` clients of ``kind``, count ``updates`` publish cycles, compare."""
     from tests.conftest import free_port
 
     port = free_port()
-    proc = conn = None
+    child = None
     runner = None
     log = WriteLog()
     if separate:
-        ctx = mp.get_context("spawn")
-        conn, child = ctx.Pipe()
-        proc = ctx.Process(target=_child_plant, args=(bioreactors, port, publish_interval, child), daemon=True)
-        proc.start()
-        loop = asyncio.get_running_loop()
-        endpoint, tags, offset = await loop.run_in_executor(None, conn.recv)
+        child = ChildPlant(bioreactors, publish_interval=publish_interval, stall_every=stall_every,
+                           stall_for=stall_for)
+        await child.__aenter__()
+        endpoint, tags, offset = child.endpoint, child.tags, child.offset
     else:
         from simulators.runner import PlantRunner
 
@@ -366,11 +417,9 @@ async def run_case(*, kind: str, sessions: int, bioreactors: int, updates: int, 
                 print(f"stopping a client: {err!r}")
         if runner is not None:
             await runner.__aexit__(None, None, None)
-        if proc is not None:
-            conn.send("stop")
-            loop = asyncio.get_running_loop()
-            log.by_tag, log.write_times = await loop.run_in_executor(None, conn.recv)
-            proc.join(10)
+        if child is not None:
+            await child.__aexit__(None, None, None)
+            log = child.log
     received: dict[str, dict[int, Any]] = {}
     for c in clients:
         for tag, vals in c.received.by_tag.items():
@@ -396,7 +445,8 @@ async def main(args) -> None:
                                      publishing_interval=args.publishing_interval, queue_size=args.queue_size,
                                      sampling_interval=args.sampling_interval, separate=args.separate,
                                      publish_interval=args.publish_interval, client_watchdog=args.client_watchdog,
-                                     edge_watchdog_s=args.edge_watchdog)
+                                     edge_watchdog_s=args.edge_watchdog, stall_every=args.stall_every,
+                                     stall_for=args.stall_for)
             reconnects = sum(c.reconnects for c in recs)
             recs = [c.received for c in recs]
             base = d.ratio if base is None or base == 0 else base
@@ -425,6 +475,9 @@ if __name__ == "__main__":
     p.add_argument("--sampling-interval", type=float, default=0.0, help="ms (bare clients)")
     p.add_argument("--client-watchdog", type=float, default=1.0,
                    help="bare clients: asyncua health-probe interval and timeout, s (asyncua default 1)")
+    p.add_argument("--stall-every", type=float, default=0.0,
+                   help="with --separate: block the plant's event loop this often, s (a busy server)")
+    p.add_argument("--stall-for", type=float, default=2.5, help="... for this long, s")
     p.add_argument("--edge-watchdog", type=float, default=None,
                    help="edge: override the health-probe interval and timeout, s (1 = before the fix)")
     asyncio.run(main(p.parse_args()))

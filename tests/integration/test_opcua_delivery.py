@@ -16,7 +16,8 @@ import pytest
 from edge.contract.messages import to_micros
 from edge.sources.opcua import overflowed
 from simulators.runner import PlantRunner
-from tests.bench.bench_opcua_sessions import EdgeSession, WriteLog, compare, plant_config, signals_of, split
+from tests.bench.bench_opcua_sessions import (ChildPlant, EdgeSession, WriteLog, compare, now_micros, plant_config,
+                                              signals_of, split)
 from tests.conftest import free_port
 
 
@@ -36,44 +37,84 @@ async def _started(plant: PlantRunner, sessions: list[EdgeSession]) -> int:
     return to_micros(plant.sim_time)
 
 
+def _merged(sessions: list[EdgeSession]) -> dict:
+    merged: dict = {}
+    for s in sessions:
+        for tag, values in s.received.by_tag.items():
+            merged.setdefault(tag, {}).update(values)
+    return merged
+
+
+def _assert_monitoring_as_configured(sessions: list[EdgeSession], queue_size: int) -> None:
+    for s in sessions:
+        assert s.source.revised_queue_size == queue_size          # the server honoured the queue
+        assert s.source.overflows == 0
+        assert not any(overflowed(q) for qs in s.received.qualities.values() for q in qs.values())
+
+
 @pytest.mark.slow
-async def test_five_sessions_receive_every_value_written_over_60_updates():
-    plant = PlantRunner(plant_config(bioreactors=5, opcua_port=free_port(), publish_interval=1.0))
+async def test_three_sessions_in_the_plant_process_receive_every_value_over_60_updates():
+    plant = PlantRunner(plant_config(bioreactors=3, opcua_port=free_port(), publish_interval=1.0))
     log = WriteLog()
     async with plant:
         plant.opcua_server.on_written = log.record
-        groups = split(signals_of(plant.catalog), 5)           # one session per bioreactor
-        assert len(groups) == 5
+        groups = split(signals_of(plant.catalog), 3)           # one session per bioreactor
         sessions = [EdgeSession(f"br{i + 1}", plant.opcua_endpoint, g, publishing_interval=0.5, queue_size=10)
                     for i, g in enumerate(groups)]
         try:
             t0 = await _started(plant, sessions)
             await plant.wait_ticks(60, timeout=120)
-            t1 = to_micros(plant.sim_time)
-            written = log.between(t0, t1)
-
-            def received() -> dict:
-                merged: dict = {}
-                for s in sessions:
-                    for tag, values in s.received.by_tag.items():
-                        merged.setdefault(tag, {}).update(values)
-                return merged
-
-            await _wait_for(lambda: compare(written, received()).missing == {}, timeout=30,
+            written = log.between(t0, to_micros(plant.sim_time))
+            await _wait_for(lambda: compare(written, _merged(sessions)).missing == {}, timeout=30,
                             what="every written value at the edge")
         finally:
             for s in sessions:
                 await s.stop()
-    delivery = compare(written, received())
+    delivery = compare(written, _merged(sessions))
     assert log.reused_timestamps == 0
-    assert delivery.written >= 60 * 5 * 10          # dozens of changing variables per bioreactor
-    assert delivery.delivered == delivery.written and delivery.wrong_value == 0
-    # one value per publish cycle and tag: the window covered 60 simulated updates
-    assert max(len(v) for v in written.values()) >= 60
-    for s in sessions:
-        assert s.source.revised_queue_size == 10                  # the server honoured the queue
-        assert s.source.overflows == 0
-        assert not any(overflowed(q) for qs in s.received.qualities.values() for q in qs.values())
+    assert max(len(v) for v in written.values()) >= 60       # 60 simulated updates
+    assert delivery.delivered == delivery.written >= 60 * 3 * 10 and delivery.wrong_value == 0
+    assert [s.source.connections for s in sessions] == [1, 1, 1]
+    _assert_monitoring_as_configured(sessions, 10)
+
+
+@pytest.mark.slow
+async def test_five_sessions_receive_every_value_from_a_plant_process_that_stalls():
+    """The plant runs in its own process (as ``sim run`` does) and its event loop is blocked for
+    2.5 s every 12 s, as a server busy with a large publish is: no OPC UA session gives up on
+    it, and every value it writes over 60 updates reaches the edge."""
+    async with ChildPlant(5, publish_interval=1.0, stall_every=12.0, stall_for=2.5) as plant:
+        sessions = [EdgeSession(f"br{i + 1}", plant.endpoint, g, publishing_interval=0.5, queue_size=10)
+                    for i, g in enumerate(split(plant.tags, 5))]
+        try:
+            await asyncio.gather(*(s.start() for s in sessions))
+            # simulated time from which every write was made after all sessions were monitoring
+            # (plant.offset overestimates wall - simulated time by at most one update)
+            t0 = now_micros() - plant.offset + 1_000_000
+
+            async def updates_since_t0() -> int:
+                log = await plant.writes()
+                return max((len([ts for ts in w if ts >= t0]) for w in log.by_tag.values()), default=0)
+
+            deadline = time.monotonic() + 150
+            while await updates_since_t0() < 60:
+                assert time.monotonic() < deadline, "the plant stopped updating"
+                await asyncio.sleep(1.0)
+            log = await plant.writes()
+            written = log.between(t0, max(max(w) for w in log.by_tag.values()))
+            await _wait_for(lambda: compare(written, _merged(sessions)).missing == {}, timeout=30,
+                            what="every written value at the edge")
+        finally:
+            for s in sessions:
+                await s.stop()
+    delivery = compare(written, _merged(sessions))
+    assert log.reused_timestamps == 0
+    assert delivery.delivered == delivery.written >= 60 * 5 * 10 and delivery.wrong_value == 0
+    # the plant did stall: some consecutive updates are more than 2 s apart
+    stamps = sorted(max(written.values(), key=len))
+    assert sum(1 for a, b in zip(stamps, stamps[1:]) if b - a > 2_000_000) >= 3
+    assert [s.source.connections for s in sessions] == [1] * 5      # no session was dropped
+    _assert_monitoring_as_configured(sessions, 10)
 
 
 async def test_server_queue_overflow_is_flagged_on_the_sample_after_the_gap():
