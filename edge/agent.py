@@ -38,8 +38,10 @@ from edge.contract.codec import DecodeError, decode, encode
 from edge.contract.messages import AckMessage, BirthMessage, StateMessage, TagInfo, now_micros
 from edge.contract.topics import topic
 from edge.delivery import Delivery, as_historical
+from edge.downtime import Downtime
 from edge.errors import EdgeError, PublishError
 from edge.events import EventDelivery
+from edge.lastseen import LastSeen
 from edge.membuffer import Gap, MemoryBuffer
 from edge.outbox import AppendResult, Outbox
 from edge.publisher import MqttLink
@@ -87,16 +89,19 @@ class EdgeAgent:
     leaving it stops acquisition, commits what is buffered and publishes what it can
     within ``stop_grace`` seconds. ``await agent.wait()`` runs until :meth:`request_stop`.
 
-    ``sources`` replaces the configured ones (for tests and embedding).
+    ``sources`` replaces the configured ones (for tests and embedding). After a restart on
+    a continued outbox, the data-gap event of the downtime waits until every tag captured
+    before has reported again, at most ``restart_gap_wait`` seconds (see :mod:`edge.downtime`).
     """
 
     def __init__(self, config: EdgeConfig, *, sources: list[Source] | None = None,
-                 stop_grace: float = 5.0):
+                 stop_grace: float = 5.0, restart_gap_wait: float = 30.0):
         self.config = config
         self.edge = config.edge.id
         self.site = config.edge.site
         self.prefix = config.mqtt.topic_prefix
         self.stop_grace = stop_grace
+        self.restart_gap_wait = restart_gap_wait
         self.sources: list[Source] = sources if sources is not None else build_sources(config)
         self.tracker = ContextTracker(self.site)
         self.batcher = Batcher(config.mqtt.max_samples_per_message, config.mqtt.max_batch_delay)
@@ -138,6 +143,11 @@ class EdgeAgent:
         self._started = False
 
         self.captured = 0
+        # what was accepted last per tag (repeats of it are dropped), and this run's downtime
+        self.last_seen = LastSeen()
+        self.suppressed_repeats = 0
+        self._downtime: Downtime | None = None
+        self._downtime_deadline = 0.0
         self._committing = 0  # samples sealed and on their way into the outbox
         self.unsaved = MemoryBuffer()  # sealed, not yet committed (the outbox failed)
         self.max_memory = config.outbox.max_memory_samples
@@ -172,6 +182,7 @@ class EdgeAgent:
         self.delivery.restore(pending)
         for event_id, payload in await asyncio.to_thread(self.outbox.pending_events):
             self.events.stored(event_id, payload)
+        await self._restore_last_seen()
         log.info("edge %s: outbox %s, session %s (%s), %d messages to deliver",
                  self.edge, self.outbox.path, self.session, "new" if self.outbox.fresh else "continued",
                  len(pending))
@@ -186,6 +197,21 @@ class EdgeAgent:
         self._source_tasks = [
             asyncio.create_task(self._run_source(s), name=f"edge-source-{s.name}") for s in self.sources
         ]
+
+    async def _restore_last_seen(self) -> None:
+        """What the previous runs captured last; on a continued outbox, the downtime."""
+        assert self.outbox is not None
+        state = await asyncio.to_thread(self.outbox.last_seen)
+        self.last_seen = LastSeen(state)
+        if self.outbox.fresh:
+            return
+        record = await asyncio.to_thread(self.outbox.restart_record)
+        self._downtime = Downtime.resume(record, {t: st.last_ts for t, st in state.items()}, self._tags,
+                                         restarted=now_micros())
+        if self._downtime is not None:
+            # kept until the event is committed: a stop before that merges it into the next one
+            await asyncio.to_thread(self.outbox.save_restart_record, self._downtime.to_record())
+            self._downtime_deadline = time.monotonic() + self.restart_gap_wait
 
     async def stop(self) -> None:
         """Stop acquisition, commit everything buffered, publish what the broker takes
@@ -239,6 +265,9 @@ class EdgeAgent:
         box = self.outbox
         return {
             "captured": self.captured,
+            # readings dropped as exact repeats of their tag's last sample (a new subscription)
+            "suppressed_repeats": self.suppressed_repeats,
+            "downtime_pending": self._downtime is not None,
             "published": self.published,
             "acknowledged": self.acknowledged,
             "dropped": box.dropped_samples if box else 0,
@@ -267,6 +296,14 @@ class EdgeAgent:
     # ------------------------------------------------------------------ sink (sources call these)
 
     def reading(self, r: Reading) -> None:
+        repeat = self.last_seen.is_repeat(r.tag, r.ts, r.value, r.quality)
+        if self._downtime is not None and self._downtime.observe(r.tag, r.ts, repeat=repeat):
+            self._wake_capture.set()  # every tag reported again: the downtime event is ready
+        if repeat:
+            # a new subscription re-reporting an unchanged value: already captured
+            self.suppressed_repeats += 1
+            return
+        self.last_seen.note(r.tag, r.ts, r.value, r.quality)
         if self.batcher.add(r, time.monotonic()) or len(self.batcher) == 1:
             self._wake_capture.set()
         if len(self.batcher) + len(self.unsaved) > self.max_memory:
@@ -333,6 +370,8 @@ class EdgeAgent:
             wake = [d for d in (self.batcher.deadline(),) if d is not None]
             if self.unsaved or self.unsaved.gap.samples:
                 wake.append(self._retry_at)
+            if self._downtime is not None:
+                wake.append(max(self._downtime_deadline, self._retry_at))
             if not wake and not self._draining:
                 await self._wake_capture.wait()
             elif wake and (not self._draining or self._outbox_failing_since is not None):
@@ -346,9 +385,10 @@ class EdgeAgent:
                     break
                 self.unsaved.add(b)
             self._bound_memory()
-            if (self.unsaved or self.unsaved.gap.samples) and now >= self._retry_at:
+            if (self.unsaved or self.unsaved.gap.samples or self._downtime_ready(now)) and now >= self._retry_at:
                 await self._commit()
-            if self._draining and not len(self.batcher) and not self.unsaved and not self.unsaved.gap.samples:
+            if (self._draining and not len(self.batcher) and not self.unsaved and not self.unsaved.gap.samples
+                    and not self._downtime_ready(now)):
                 return
 
     async def _commit(self) -> None:
@@ -357,10 +397,18 @@ class EdgeAgent:
         batches = self.unsaved.take()
         gap = self.unsaved.take_gap()
         events = [self._gap_event(gap)] if gap is not None else []
+        downtime = self._downtime if self._downtime_ready(time.monotonic()) else None
+        down_event = None
+        if downtime is not None:
+            down_event = downtime.event(edge=self.edge, site=self.site, session=self.session or "-",
+                                        now_us=now_micros())
+            if down_event is not None:
+                events.append(down_event)
         pending = sum(len(b.samples) for b in batches)
         self._committing += pending
         try:
-            result = await asyncio.to_thread(self.outbox.append, batches, events=events)
+            result = await asyncio.to_thread(self.outbox.append, batches, events=events,
+                                             restart_done=downtime is not None)
         except EdgeError as err:
             # keep the samples in memory (bounded) and retry: a full disk or a locked file may clear
             self._committing -= pending
@@ -379,10 +427,27 @@ class EdgeAgent:
             self._outbox_failing_since = None
             self._outbox_error = None
         self.captured += result.samples
+        if downtime is not None:
+            self._downtime_recorded(downtime, down_event)
         for seq, payload in result.committed:
             self.delivery.committed(seq, payload)
         self._apply_drops(result)
         self._wake_deliver.set()
+
+    def _downtime_ready(self, now: float) -> bool:
+        """Whether to commit this run's downtime event now: every tag reported again, the
+        wait is over, or the agent is stopping (with what is known by then)."""
+        d = self._downtime
+        return d is not None and (d.complete or now >= self._downtime_deadline or (self._draining and d.observed))
+
+    def _downtime_recorded(self, downtime: Downtime, event) -> None:
+        self._downtime = None
+        if event is None:
+            log.info("edge %s: every tag reported its last value unchanged after the restart: "
+                     "nothing missed", self.edge)
+        else:
+            log.warning("edge %s: downtime recorded as data-gap event %s (%d tags, %s)", self.edge, event.id,
+                        len(event.tags), ", ".join(event.tags[:3]) + ("..." if len(event.tags) > 3 else ""))
 
     def _outbox_failed(self, err: EdgeError) -> None:
         now = time.monotonic()

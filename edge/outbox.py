@@ -17,6 +17,12 @@ bound (``max_bytes`` of stored payload, ``max_age``) forces the oldest out. Such
 never silent: it is counted (persistently) and recorded as a ``data-gap`` event, stored here
 too, that the agent publishes and keeps until the historian acknowledges its id.
 
+With every commit the outbox also records, per tag, what was captured last (one upsert
+per tag per commit, table ``tag_last``, see :mod:`edge.lastseen`): after a restart the agent
+knows where each tag's series stopped (its downtime, :mod:`edge.downtime`) and which
+re-reported value it already has. A restart whose data-gap event is not committed yet is
+recorded in ``meta`` (key ``restart``) until it is.
+
 The methods are blocking; the agent runs them in a worker thread (``asyncio.to_thread``)
 because an fsync can take tens of milliseconds and must not stall acquisition on the event
 loop. A lock serialises them: one connection, one writer.
@@ -39,6 +45,7 @@ from edge.batcher import SealedBatch
 from edge.contract.codec import encode
 from edge.contract.messages import DataMessage, EventMessage, now_micros
 from edge.errors import OutboxError
+from edge.lastseen import TagState, decode_value, encode_value, summarize
 
 FILENAME = "outbox.sqlite3"
 
@@ -59,6 +66,26 @@ CREATE TABLE IF NOT EXISTS events (
     created INTEGER NOT NULL,
     payload BLOB NOT NULL
 );
+CREATE TABLE IF NOT EXISTS tag_last (  -- what was last captured per tag (edge.lastseen)
+    tag     TEXT PRIMARY KEY,
+    last_ts INTEGER NOT NULL,  -- latest source time of any captured sample
+    ts      INTEGER,           -- the last equipment sample; NULLs: none captured yet
+    vtype   TEXT,
+    value   TEXT,
+    quality INTEGER
+);
+"""
+
+# merges a batch's per-tag state into the stored one (edge.lastseen.merge, in SQL): the SET
+# expressions see the stored row, ``excluded`` the new one
+_UPSERT_TAG = """
+INSERT INTO tag_last (tag, last_ts, ts, vtype, value, quality) VALUES (?, ?, ?, ?, ?, ?)
+ON CONFLICT (tag) DO UPDATE SET
+    last_ts = max(last_ts, excluded.last_ts),
+    ts      = CASE WHEN excluded.vtype IS NULL THEN ts      ELSE excluded.ts      END,
+    value   = CASE WHEN excluded.vtype IS NULL THEN value   ELSE excluded.value   END,
+    quality = CASE WHEN excluded.vtype IS NULL THEN quality ELSE excluded.quality END,
+    vtype   = coalesce(excluded.vtype, vtype)
 """
 
 
@@ -149,12 +176,15 @@ class Outbox:
     # ------------------------------------------------------------------ writing
 
     def append(self, batches: Sequence[SealedBatch], *, now_us: int | None = None,
-               events: Sequence[EventMessage] = ()) -> AppendResult:
+               events: Sequence[EventMessage] = (), restart_done: bool = False) -> AppendResult:
         """Seal ``batches`` into data messages and commit them in one transaction (the group
-        commit), with ``events`` (stored until acknowledged); then enforce the bounds.
+        commit), with ``events`` (stored until acknowledged) and the per-tag record of what
+        was captured last (:meth:`last_seen`); ``restart_done`` deletes the restart record
+        (its event is among ``events``). Then enforce the bounds.
         Returns what was stored (``events`` included in ``result.events``) and dropped."""
         now_us = now_micros() if now_us is None else now_us
         result = AppendResult()
+        tag_rows = _tag_rows(batches)
         with self._lock:
             try:
                 self._conn.execute("BEGIN IMMEDIATE")
@@ -173,6 +203,9 @@ class Outbox:
                     result.samples += len(b.samples)
                     seq += 1
                 self._conn.executemany("INSERT INTO messages VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
+                self._conn.executemany(_UPSERT_TAG, tag_rows)
+                if restart_done:
+                    self._conn.execute("DELETE FROM meta WHERE key = 'restart'")
                 for ev in events:
                     ev_payload = encode(ev)
                     self._conn.execute("INSERT OR REPLACE INTO events VALUES (?, ?, ?)",
@@ -318,6 +351,35 @@ class Outbox:
             except sqlite3.Error as err:
                 raise OutboxError(f"outbox {self.path}: read failed: {err}") from err
 
+    def last_seen(self) -> dict[str, TagState]:
+        """Per tag, what was captured last (see :mod:`edge.lastseen`)."""
+        with self._lock:
+            try:
+                rows = self._conn.execute(
+                    "SELECT tag, last_ts, ts, vtype, value, quality FROM tag_last").fetchall()
+            except sqlite3.Error as err:
+                raise OutboxError(f"outbox {self.path}: read failed: {err}") from err
+        return {tag: TagState(last_ts, None if vtype is None else (ts, decode_value(vtype, value), quality))
+                for tag, last_ts, ts, vtype, value, quality in rows}
+
+    def restart_record(self) -> dict | None:
+        """The record of a restart whose data-gap event is not committed yet (None: none)."""
+        with self._lock:
+            try:
+                row = self._conn.execute("SELECT value FROM meta WHERE key = 'restart'").fetchone()
+            except sqlite3.Error as err:
+                raise OutboxError(f"outbox {self.path}: read failed: {err}") from err
+        return None if row is None else orjson.loads(row[0])
+
+    def save_restart_record(self, record: dict) -> None:
+        """Store the record of this restart until :meth:`append` commits its event."""
+        with self._lock:
+            try:
+                self._conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('restart', ?)",
+                                   (orjson.dumps(record).decode(),))
+            except sqlite3.Error as err:
+                raise OutboxError(f"outbox {self.path}: cannot store the restart record: {err}") from err
+
     def pending_events(self) -> list[tuple[str, bytes]]:
         with self._lock:
             try:
@@ -340,6 +402,18 @@ class Outbox:
                 "SELECT count(*), coalesce(sum(size), 0) FROM messages").fetchone()
         except sqlite3.Error:
             pass  # the file itself is failing; the next operation reports it
+
+
+def _tag_rows(batches: Sequence[SealedBatch]) -> list[tuple]:
+    state = summarize(s for b in batches for s in b.samples)
+    rows = []
+    for tag, st in state.items():
+        if st.sample is None:
+            rows.append((tag, st.last_ts, None, None, None, None))
+        else:
+            ts, value, quality = st.sample
+            rows.append((tag, st.last_ts, ts, *encode_value(value), quality))
+    return rows
 
 
 def reset(directory: str | Path) -> None:

@@ -147,3 +147,35 @@ def test_failed_commit_changes_nothing(tmp_path):
     assert (box.count, box.bytes) == (before[1] + 1, before[2] + 1)
     assert box.pending_seqs() == [1, 3]
     box.close()
+
+
+def test_last_seen_per_tag_is_committed_with_the_messages(tmp_path):
+    import math
+
+    from edge.contract.quality import BAD_NOT_CONNECTED
+    from edge.lastseen import TagState
+
+    box = open_box(tmp_path)
+    box.append([batch("A", 100, 3), SealedBatch((Sample("B", 50, math.nan), Sample("B", 40, True)), {})])
+    box.append([SealedBatch((Sample("A", 500, None, BAD_NOT_CONNECTED),), {})])
+    box.close()
+    box = open_box(tmp_path)
+    seen = box.last_seen()
+    assert seen["A"] == TagState(500, (102, 2.0, 0))  # the connection record keeps the sample
+    assert seen["B"].last_ts == 50 and seen["B"].sample == (40, True, 0)
+    assert box.restart_record() is None
+    box.save_restart_record({"before": {"A": 500}, "restarted": 7, "restarts": 1})
+    assert box.restart_record() == {"before": {"A": 500}, "restarted": 7, "restarts": 1}
+    box.append([], restart_done=True)
+    assert box.restart_record() is None
+    box.close()
+
+
+def test_failed_commit_leaves_last_seen_unchanged(tmp_path):
+    box = open_box(tmp_path)
+    box.append([batch("A", 100, 1)])
+    box._conn.execute("CREATE TRIGGER nope BEFORE INSERT ON messages BEGIN SELECT RAISE(ABORT, 'no'); END")
+    with pytest.raises(OutboxError):
+        box.append([batch("A", 900, 1)])
+    assert box.last_seen()["A"].last_ts == 100
+    box.close()
