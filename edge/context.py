@@ -5,6 +5,13 @@ Context values and tag values arrive on separate notifications and not always in
 (an OPC UA publish may deliver a phase change after a sample acquired after it). So the
 tracker keeps a short history of changes per unit and field, and answers "what was in force
 at time ``ts``" rather than "what is in force now". Pure: no I/O, no clock.
+
+Exact for the ways context arrives: a polled source reports in time order and repeats
+itself (a run of equal observations is kept as its first and latest, so polling cannot push
+real changes out of the bounded history); a subscription reports changes only, possibly late
+and out of order. An out-of-order *change* landing inside a compressed run of repeats (two
+sources feeding one field, which configuration does not allow) would be placed by the
+run's ends only.
 """
 
 from __future__ import annotations
