@@ -9,9 +9,8 @@ at time ``ts``" rather than "what is in force now". Pure: no I/O, no clock.
 Exact for the ways context arrives: a polled source reports in time order and repeats
 itself (a run of equal observations is kept as its first and latest, so polling cannot push
 real changes out of the bounded history); a subscription reports changes only, possibly late
-and out of order. An out-of-order *change* landing inside a compressed run of repeats (two
-sources feeding one field, which configuration does not allow) would be placed by the
-run's ends only.
+and out of order. An out-of-order *change* landing inside a compressed run of repeats (only possible
+when two sources feed the same field of one unit) is placed by the run's ends only.
 """
 
 from __future__ import annotations
