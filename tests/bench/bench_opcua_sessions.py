@@ -3,13 +3,18 @@
 The simulator records every value update it writes (tag, SourceTimestamp, value); N client
 sessions record every notification; the two are compared per tag over a window of simulated
 updates. Sessions are the edge's own OPC UA source (``edge``) or bare asyncua subscription
-clients (``bare``); the plant runs in this process or in a child process (``--separate``).
+clients (``bare``); the plant runs in this process or in a child process (``--separate``),
+optionally with its event loop blocked now and then (``--stall-every``), as a busy server's is.
 
 Run: ``.venv/bin/python -m tests.bench.bench_opcua_sessions [--bioreactors 5] [--updates 60]
-[--sessions 1 3 5] [--kind edge bare] [--separate] [--publishing-interval 0.5] [--queue-size 10]``
+[--sessions 1 3 5] [--kind edge bare] [--separate [--stall-every 12 --stall-for 2.5]]
+[--publishing-interval 0.5] [--queue-size 10] [--edge-watchdog 1] [--client-watchdog 1]``
 
-Every figure is printed as delivered / written for the same window, and as a ratio to the
-1-session figure of the same run.
+Each line gives delivered / written for the same window and its ratio to the 1-session figure
+of the same run; ``counted_in_window`` is what a benchmark that only counts (notifications
+arrived in the window / values written in it) would report; ``connections_lost`` counts
+sessions the client gave up. ``--edge-watchdog 1`` gives the edge asyncua's default 1 s health
+probe, as it had before it used its ``timeout`` for it.
 """
 
 from __future__ import annotations
