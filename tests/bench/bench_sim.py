@@ -66,7 +66,8 @@ async def _client_main(endpoint, node_ids, per_client, modbus, seconds, ready, o
     # sessions received fewer changes in total than one)
     clients, subs = [], []
     for i in range(0, len(node_ids), per_client):
-        client = Client(endpoint, timeout=30)
+        # the health check must outlast the server's publish spikes, or the session is dropped
+        client = Client(endpoint, timeout=30, watchdog_intervall=30)
         await client.connect()
         ns = await client.get_namespace_index("urn:batchwire:sim")
         sub = await client.create_subscription(
