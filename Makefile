@@ -17,8 +17,10 @@ $(VENV)/.installed: pyproject.toml | $(VENV)/bin/python
 install: $(VENV)/.installed
 
 ## The simulated plant end to end: simulator -> edge agent -> MQTT -> historian -> HTTP API.
+## Options go in ARGS, e.g. make demo ARGS="--port 8080 --broker mqtt://127.0.0.1:1883"
+ARGS ?=
 demo: install
-	$(VENV)/bin/batchwire demo
+	$(VENV)/bin/batchwire demo $(ARGS)
 
 ## Everything, including the slow fault-injection tests. Starts PostgreSQL and Mosquitto if down.
 test: install services
