@@ -290,6 +290,11 @@ class EdgeAgent:
             "session": self.session,
             "next_seq": box.next_seq if box else None,
             "sources": {s.name: bool(getattr(s, "connected", False)) for s in self.sources},
+            # OPC UA: values the server discarded from a full monitored-item queue (Overflow
+            # InfoBit) and the queue size it granted, per source
+            "overflows": {s.name: s.overflows for s in self.sources if hasattr(s, "overflows")},
+            "revised_queue_size": {s.name: s.revised_queue_size for s in self.sources
+                                   if hasattr(s, "revised_queue_size")},
             "last_error": self.last_error,
         }
 

@@ -41,7 +41,11 @@ async def test_example_config_against_simulated_plant(mqtt_url, topic_prefix, tm
                 def seen():
                     return {s.tag for m in collector.data() for s in m.samples if s.quality == 0}
                 await wait_until(lambda: seen() >= wanted, timeout=30, what=f"every tag ({wanted - seen()})")
-                assert all(agent.stats()["sources"].values())
+                stats = agent.stats()
+                assert all(stats["sources"].values())
+                # the simulator grants the monitored-item queue the example asks for
+                assert stats["revised_queue_size"] == {s.name: s.queue_size for s in cfg.opcua}
+                assert stats["overflows"] == {s.name: 0 for s in cfg.opcua}
         assert collector.errors == []
         birth = {t.name: t for t in collector.of("birth")[-1].tags}
         assert set(birth) == wanted
