@@ -14,24 +14,10 @@ from edge.config import parse_config
 from edge.contract.messages import BirthMessage, StateMessage, now_micros
 from edge.outbox import Outbox
 from tests.conftest import free_port
-from tests.integration.test_edge_fixtures import NAMESPACE, Collector, OpcUaPlant, utc, wait_until
+from tests.integration.test_edge_fixtures import opcua_plant as plant  # noqa: F401 (fixture)
+from tests.integration.test_edge_fixtures import NAMESPACE, utc, wait_until
 
 SITE, EDGE = "site-a", "gw-it"
-
-
-@pytest.fixture
-async def plant():
-    p = OpcUaPlant(free_port())
-    await p.start()
-    yield p
-    await p.stop()
-
-
-@pytest.fixture
-def collector(mqtt_url, topic_prefix):
-    c = Collector(mqtt_url, topic_prefix)
-    yield c
-    c.close()
 
 
 def make_config(plant, mqtt_url, prefix, data_dir, **mqtt):

@@ -12,16 +12,9 @@ from edge.config import parse_config
 from edge.contract.messages import BirthMessage, DataMessage, now_micros
 from edge.contract.quality import BAD_NOT_CONNECTED
 from tests.conftest import free_port
-from tests.integration.test_edge_fixtures import NAMESPACE, Collector, OpcUaPlant, utc, wait_until
+from tests.integration.test_edge_fixtures import NAMESPACE, OpcUaPlant, utc, wait_until
 
 SITE, EDGE = "site-a", "gw-birth"
-
-
-@pytest.fixture
-def collector(mqtt_url, topic_prefix):
-    c = Collector(mqtt_url, topic_prefix)
-    yield c
-    c.close()
 
 
 def make_config(endpoint, mqtt_url, prefix, data_dir, **opcua):

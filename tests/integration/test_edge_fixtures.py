@@ -12,12 +12,14 @@ from datetime import datetime, timedelta, timezone
 from urllib.parse import urlsplit
 
 import paho.mqtt.client as paho
+import pytest
 from asyncua import Server, ua
 from paho.mqtt.enums import CallbackAPIVersion
 
 from edge.contract.codec import decode, encode
 from edge.contract.messages import AckMessage, DataMessage, now_micros
 from edge.contract.topics import topic
+from tests.conftest import free_port
 
 NAMESPACE = "urn:batchwire:sim"
 
@@ -84,6 +86,15 @@ class OpcUaPlant:
             vt = ua.VariantType.Double
         await self.nodes[name].write_value(
             ua.DataValue(ua.Variant(value, vt), SourceTimestamp=ts, ServerTimestamp=ts))
+
+
+@pytest.fixture
+async def opcua_plant():
+    """A test OPC UA server on a free port (see :class:`OpcUaPlant`)."""
+    p = OpcUaPlant(free_port())
+    await p.start()
+    yield p
+    await p.stop()
 
 
 def utc(us: int) -> datetime:

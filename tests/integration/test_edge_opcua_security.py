@@ -12,7 +12,7 @@ from edge.agent import EdgeAgent
 from edge.config import ConfigError, parse_config
 from edge.contract.messages import now_micros
 from tests.conftest import free_port
-from tests.integration.test_edge_fixtures import (NAMESPACE, Collector, OpcUaPlant, make_app_certificate, utc,
+from tests.integration.test_edge_fixtures import (NAMESPACE, OpcUaPlant, make_app_certificate, utc,
                                                   wait_until)
 
 SITE, EDGE = "site-a", "gw-sec"
@@ -57,13 +57,6 @@ async def plant(certs):
     await p.start()
     yield p
     await p.stop()
-
-
-@pytest.fixture
-def collector(mqtt_url, topic_prefix):
-    c = Collector(mqtt_url, topic_prefix)
-    yield c
-    c.close()
 
 
 def opcua(endpoint: str, certs, *, pinned: str = "server", **extra) -> dict:

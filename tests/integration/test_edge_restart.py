@@ -10,27 +10,12 @@ from edge.agent import EdgeAgent
 from edge.config import parse_config
 from edge.contract.messages import EventMessage, TagInfo, now_micros
 from edge.contract.quality import BAD_NOT_CONNECTED
-from tests.conftest import free_port
 from tests.faults.proxy import FaultProxy
-from tests.integration.test_edge_fixtures import NAMESPACE, Collector, OpcUaPlant, utc, wait_until
+from tests.integration.test_edge_fixtures import opcua_plant as plant  # noqa: F401 (fixture)
+from tests.integration.test_edge_fixtures import NAMESPACE, Collector, utc, wait_until
 
 SITE, EDGE = "site-a", "gw-restart"
 TAGS = ("BR01.TEMP", "BR01.PH", "BR01.COUNT")
-
-
-@pytest.fixture
-async def plant():
-    p = OpcUaPlant(free_port())
-    await p.start()
-    yield p
-    await p.stop()
-
-
-@pytest.fixture
-def collector(mqtt_url, topic_prefix):
-    c = Collector(mqtt_url, topic_prefix)
-    yield c
-    c.close()
 
 
 def make_config(endpoint: str, mqtt_url: str, prefix: str, data_dir):
