@@ -26,6 +26,14 @@ from .rows import HOUR_US, MINUTE_US, from_us
 
 _FINITE = "value IS NOT NULL AND value NOT IN ('NaN', 'Infinity', '-Infinity')"
 
+# Recomputed buckets replace what was there: a rollup row is always the aggregate of all
+# raw samples in its bucket.
+_UPSERT = """ON CONFLICT (tag_id, bucket) DO UPDATE SET
+    min = excluded.min, max = excluded.max, first = excluded.first, last = excluded.last,
+    count = excluded.count, sum = excluded.sum, first_ts = excluded.first_ts,
+    last_ts = excluded.last_ts, integral = excluded.integral
+"""
+
 ROLLUP_1M_SQL = f"""
 INSERT INTO batchwire.samples_1m AS r
     (tag_id, bucket, min, max, first, last, count, sum, first_ts, last_ts, integral)
@@ -52,11 +60,7 @@ FROM (
 ) x
 GROUP BY tag_id, bucket
 ORDER BY tag_id, bucket
-ON CONFLICT (tag_id, bucket) DO UPDATE SET
-    min = excluded.min, max = excluded.max, first = excluded.first, last = excluded.last,
-    count = excluded.count, sum = excluded.sum, first_ts = excluded.first_ts,
-    last_ts = excluded.last_ts, integral = excluded.integral
-"""
+""" + _UPSERT
 
 # An hour's integral is the sum of its minutes' integrals plus the trapezoids bridging
 # consecutive non-empty minutes (last sample of one to first sample of the next).
@@ -77,11 +81,7 @@ FROM (
 ) x
 GROUP BY tag_id, hb
 ORDER BY tag_id, hb
-ON CONFLICT (tag_id, bucket) DO UPDATE SET
-    min = excluded.min, max = excluded.max, first = excluded.first, last = excluded.last,
-    count = excluded.count, sum = excluded.sum, first_ts = excluded.first_ts,
-    last_ts = excluded.last_ts, integral = excluded.integral
-"""
+""" + _UPSERT
 
 
 def _columns(keys) -> tuple[list[int], list[datetime]]:
